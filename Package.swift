@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+
+import PackageDescription
+
+let package = Package(
+    name: "swift-vm-allocator",
+    platforms: [.macOS(.v15)],
+    products: [
+        // The allocator library: no dependencies, not even Foundation.
+        .library(name: "VMAllocator", targets: ["VMAllocator"]),
+        // A thin safe wrapper over the KVM ioctls (Linux only).
+        .library(name: "KVM", targets: ["KVM"]),
+        // The tiny KVM monitor that proves the allocators by booting a guest.
+        .executable(name: "minivmm", targets: ["minivmm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+    ],
+    targets: [
+        .target(name: "VMAllocator"),
+        .systemLibrary(name: "CKVM", path: "Sources/CKVM"),
+        .target(
+            name: "KVM",
+            dependencies: [
+                "CKVM",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "MiniVMM",
+            dependencies: [
+                "VMAllocator",
+                "KVM",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "minivmm",
+            dependencies: [
+                "MiniVMM",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "VMAllocatorTests",
+            dependencies: [
+                "VMAllocator",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
+            name: "MiniVMMTests",
+            dependencies: ["MiniVMM", "minivmm"]
+        ),
+        .testTarget(
+            name: "KVMIntegrationTests",
+            dependencies: ["KVM", "MiniVMM", "minivmm"]
+        ),
+    ]
+)
