@@ -25,3 +25,10 @@ public protocol ConsoleOutput: Sendable {
     /// Writes `bytes` in order, completely, before returning.
     func write(_ bytes: UnsafeRawBufferPointer)
 }
+
+/// Read access to guest RAM for devices that do DMA; every access is bounds-checked.
+public protocol GuestMemoryReader: Sendable {
+    /// Calls `body` with the `count` bytes at guest-physical `address` if they lie entirely
+    /// inside one RAM region and returns `true`; otherwise returns `false` without calling it.
+    func withBytes(at address: UInt64, count: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool
+}
