@@ -1,0 +1,103 @@
+/*
+ * Constants of the minivmm guest ABI (docs/guest-abi.md), shared by the demo guest (C)
+ * and the test guests (assembly). Only #defines here so both languages can include it.
+ */
+#ifndef MINIVMM_GUEST_ABI_H
+#define MINIVMM_GUEST_ABI_H
+
+/* Exit port: OUT of v <= 63 ends the VM with status v. */
+#define EXIT_PORT 0xF4
+
+/* COM1, 16550 UART. */
+#define COM1_BASE 0x3F8
+#define UART_RBR 0 /* receive buffer (read, DLAB=0) */
+#define UART_THR 0 /* transmit holding (write, DLAB=0) */
+#define UART_DLL 0 /* divisor latch low (DLAB=1) */
+#define UART_IER 1
+#define UART_DLM 1 /* divisor latch high (DLAB=1) */
+#define UART_FCR 2
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_LSR_DR 0x01   /* receive data ready */
+#define UART_LSR_THRE 0x20 /* transmit holding register empty */
+#define UART_LCR_DLAB 0x80
+#define UART_LCR_8N1 0x03
+
+/* Legacy 8259 PIC data ports (mask registers). */
+#define PIC1_DATA 0x21
+#define PIC2_DATA 0xA1
+
+/* Boot-information table. */
+#define BOOTINFO_MAGIC 0x424D564D /* "MVMB" */
+#define BOOTINFO_VERSION 1
+#define BOOTINFO_HEADER_SIZE 16
+#define BOOTINFO_ENTRY_SIZE 32
+#define BOOTINFO_NO_GSI 0xFFFFFFFF
+#define BOOTINFO_NO_SLOT 0xFFFFFFFF
+/* Header field offsets. */
+#define BI_MAGIC 0
+#define BI_VERSION 4
+#define BI_HEADER_SIZE 6
+#define BI_COUNT 8
+#define BI_ENTRY_SIZE 10
+#define BI_TOTAL_SIZE 12
+/* Entry field offsets. */
+#define BE_KIND 0
+#define BE_INSTANCE 2
+#define BE_GSI 4
+#define BE_BASE 8
+#define BE_SIZE 16
+#define BE_SLOT 24
+
+#define KIND_RAM 1
+#define KIND_EXIT_PORT 2
+#define KIND_UART 3
+#define KIND_IOAPIC 4
+#define KIND_LAPIC 5
+#define KIND_TIMER 6
+#define KIND_DMA_CONSOLE 7
+
+/* Timer device registers (32-bit). */
+#define TIMER_MAGIC_VALUE 0x524D4954 /* "TIMR" */
+#define TIMER_MAGIC 0x00
+#define TIMER_DELAY_US 0x04
+#define TIMER_STATUS 0x08
+#define TIMER_COUNT 0x0C
+#define TIMER_STATUS_FIRED 0x1
+#define TIMER_STATUS_ARMED 0x2
+
+/* DMA console registers (32-bit). */
+#define DMA_MAGIC_VALUE 0x414D4443 /* "CDMA" */
+#define DMA_MAGIC 0x00
+#define DMA_STATUS 0x04
+#define DMA_ADDR_LO 0x08
+#define DMA_ADDR_HI 0x0C
+#define DMA_LENGTH 0x10
+#define DMA_DOORBELL 0x14
+#define DMA_CTRL 0x18
+#define DMA_WRITTEN 0x1C
+#define DMA_STATUS_OK 0
+#define DMA_STATUS_BAD 1
+#define DMA_MAX_LENGTH 0x100000
+
+/* IOAPIC (indirect registers) and local APIC (memory-mapped registers). */
+#define IOAPIC_IOREGSEL 0x00
+#define IOAPIC_IOWIN 0x10
+#define IOAPIC_REDIR_LOW(pin) (0x10 + 2 * (pin))
+#define IOAPIC_REDIR_HIGH(pin) (0x11 + 2 * (pin))
+#define IOAPIC_REDIR_MASKED (1u << 16)
+#define LAPIC_EOI 0xB0
+#define LAPIC_SVR 0xF0
+#define LAPIC_SVR_ENABLE 0x100
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_MASKED (1u << 16)
+#define LAPIC_TIMER_INITIAL 0x380
+#define LAPIC_TIMER_DIVIDE 0x3E0
+#define LAPIC_TIMER_DIVIDE_BY_16 0x3
+
+/* Where an image is loaded and where free RAM for test guests' buffers starts. */
+#define IMAGE_BASE 0x100000
+
+#endif
