@@ -1,0 +1,140 @@
+import Synchronization
+
+// DMA console register map (4 KiB MMIO window; aligned 32-bit accesses only):
+//
+// | off  | name     | access | meaning                                                     |
+// |------|----------|--------|-------------------------------------------------------------|
+// | 0x00 | MAGIC    | R      | 0x414D4443 ("CDMA")                                         |
+// | 0x04 | STATUS   | R      | last request: 0 OK, 1 bad address or length                 |
+// | 0x08 | ADDR_LO  | RW     | guest-physical address of the bytes, low 32 bits            |
+// | 0x0C | ADDR_HI  | RW     | high 32 bits                                                |
+// | 0x10 | LENGTH   | RW     | number of bytes, at most 1 MiB                              |
+// | 0x14 | DOORBELL | W      | 1: copy LENGTH bytes at ADDR to the output, then set STATUS |
+// | 0x18 | CTRL     | RW     | bit 0: raise the interrupt when a request completes         |
+// | 0x1C | WRITTEN  | R      | total bytes written (wraps at 2^32)                         |
+//
+// A request is all or nothing: bytes not entirely inside one RAM region, or more than 1 MiB,
+// write nothing and set STATUS to 1.
+
+/// A console that copies guest memory to an output when the guest rings its doorbell.
+///
+/// Every guest-memory access goes through the bounds-checked `GuestMemoryReader`, so a bad
+/// request can only set STATUS, never read outside guest RAM.
+public final class DMAConsole: BusDevice {
+    /// MAGIC register value, `"CDMA"`.
+    public static let magic: UInt32 = 0x414D_4443
+    /// The longest request accepted (1 MiB).
+    public static let maximumLength: UInt32 = 1 << 20
+
+    /// Register offsets.
+    public enum Register {
+        /// MAGIC (R).
+        public static let magic: UInt64 = 0x00
+        /// STATUS (R).
+        public static let status: UInt64 = 0x04
+        /// ADDR_LO (RW).
+        public static let addressLow: UInt64 = 0x08
+        /// ADDR_HI (RW).
+        public static let addressHigh: UInt64 = 0x0C
+        /// LENGTH (RW).
+        public static let length: UInt64 = 0x10
+        /// DOORBELL (W).
+        public static let doorbell: UInt64 = 0x14
+        /// CTRL (RW).
+        public static let control: UInt64 = 0x18
+        /// WRITTEN (R).
+        public static let written: UInt64 = 0x1C
+    }
+
+    /// STATUS values.
+    public enum Status {
+        /// The last request was copied.
+        public static let ok: UInt32 = 0
+        /// The last request had a bad address or length; nothing was written.
+        public static let badRequest: UInt32 = 1
+    }
+
+    /// CTRL bit 0: interrupt on completion.
+    public static let interruptOnCompletion: UInt32 = 0x1
+
+    private struct State {
+        var status: UInt32 = Status.ok
+        var addressLow: UInt32 = 0
+        var addressHigh: UInt32 = 0
+        var length: UInt32 = 0
+        var control: UInt32 = 0
+        var written: UInt32 = 0
+
+        var address: UInt64 { UInt64(addressHigh) << 32 | UInt64(addressLow) }
+    }
+
+    private let memory: any GuestMemoryReader
+    private let output: any ConsoleOutput
+    private let interrupt: any InterruptLine
+    private let state = Mutex(State())
+
+    /// Creates a console that reads guest RAM through `memory`, writes to `output` and
+    /// pulses `interrupt` on completion when CTRL asks for it.
+    public init(memory: some GuestMemoryReader, output: some ConsoleOutput, interrupt: some InterruptLine) {
+        self.memory = memory
+        self.output = output
+        self.interrupt = interrupt
+    }
+
+    /// Handles a guest read; only aligned 32-bit reads of readable registers are answered.
+    public func read(offset: UInt64, width: Int) -> UInt64 {
+        guard let register = DeviceAccess.register(offset: offset, width: width) else {
+            return DeviceAccess.allOnes(width: width)
+        }
+        return state.withLock { state in
+            switch register {
+            case Register.magic: return UInt64(Self.magic)
+            case Register.status: return UInt64(state.status)
+            case Register.addressLow: return UInt64(state.addressLow)
+            case Register.addressHigh: return UInt64(state.addressHigh)
+            case Register.length: return UInt64(state.length)
+            case Register.control: return UInt64(state.control)
+            case Register.written: return UInt64(state.written)
+            default: return DeviceAccess.allOnes(width: width)
+            }
+        }
+    }
+
+    /// Handles a guest write; a doorbell write of 1 performs the request synchronously.
+    ///
+    /// - Complexity: O(LENGTH) for a doorbell.
+    public func write(offset: UInt64, width: Int, value: UInt64) {
+        guard let register = DeviceAccess.register(offset: offset, width: width) else { return }
+        let word = UInt32(truncatingIfNeeded: value)
+        let completed: Bool = state.withLock { state in
+            switch register {
+            case Register.addressLow: state.addressLow = word
+            case Register.addressHigh: state.addressHigh = word
+            case Register.length: state.length = word
+            case Register.control: state.control = word & Self.interruptOnCompletion
+            case Register.doorbell where word == 1:
+                // Under the lock so concurrent requests never interleave their bytes.
+                state.status = perform(address: state.address, length: state.length)
+                if state.status == Status.ok { state.written &+= state.length }
+                return state.control & Self.interruptOnCompletion != 0
+            default: break
+            }
+            return false
+        }
+        if completed { interrupt.trigger() }
+    }
+
+    private func perform(address: UInt64, length: UInt32) -> UInt32 {
+        guard length <= Self.maximumLength else { return Status.badRequest }
+        guard length > 0 else { return Status.ok }
+        // The reader checks bounds too; refusing a wrapping range here keeps the device
+        // safe with any reader.
+        guard address.addingReportingOverflow(UInt64(length) - 1).overflow == false else {
+            return Status.badRequest
+        }
+        let copied = memory.withBytes(at: address, count: Int(length)) { bytes in
+            output.write(bytes)
+        }
+        return copied ? Status.ok : Status.badRequest
+    }
+}

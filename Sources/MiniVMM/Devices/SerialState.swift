@@ -1,0 +1,225 @@
+/// The register state of a 16550A, without locking or I/O: ``Serial16550`` owns one behind
+/// a mutex and does the output and interrupt-line calls.
+struct SerialState {
+    /// Interrupt-enable register bits.
+    enum IER {
+        static let receivedData: UInt8 = 0x01
+        static let transmitterEmpty: UInt8 = 0x02
+        static let lineStatus: UInt8 = 0x04
+        static let modemStatus: UInt8 = 0x08
+    }
+
+    /// Interrupt-identification register values, highest priority first.
+    enum IIR {
+        static let noInterruptPending: UInt8 = 0x01
+        static let lineStatus: UInt8 = 0x06
+        static let receivedData: UInt8 = 0x04
+        static let characterTimeout: UInt8 = 0x0C
+        static let transmitterEmpty: UInt8 = 0x02
+        static let modemStatus: UInt8 = 0x00
+        static let fifosEnabled: UInt8 = 0xC0
+    }
+
+    /// FIFO-control register bits.
+    enum FCR {
+        static let enable: UInt8 = 0x01
+        static let clearReceive: UInt8 = 0x02
+        static let clearTransmit: UInt8 = 0x04
+    }
+
+    /// Line-status register bits.
+    enum LSR {
+        static let dataReady: UInt8 = 0x01
+        static let overrun: UInt8 = 0x02
+        static let transmitHoldingEmpty: UInt8 = 0x20
+        static let transmitterEmpty: UInt8 = 0x40
+    }
+
+    /// Modem-control register bits.
+    enum MCR {
+        static let dtr: UInt8 = 0x01
+        static let rts: UInt8 = 0x02
+        static let out1: UInt8 = 0x04
+        static let out2: UInt8 = 0x08
+        static let loopback: UInt8 = 0x10
+        static let writable: UInt8 = 0x1F
+    }
+
+    /// Modem-status register bits (deltas in the low nibble).
+    enum MSR {
+        static let deltaCTS: UInt8 = 0x01
+        static let deltaDSR: UInt8 = 0x02
+        static let trailingEdgeRI: UInt8 = 0x04
+        static let deltaDCD: UInt8 = 0x08
+        static let cts: UInt8 = 0x10
+        static let dsr: UInt8 = 0x20
+        static let ri: UInt8 = 0x40
+        static let dcd: UInt8 = 0x80
+    }
+
+    static let fifoCapacity = 16
+    static let dlab: UInt8 = 0x80
+
+    var receiveFIFO = ByteQueue()
+    var backlog = ByteQueue()
+    var interruptEnable: UInt8 = 0
+    var lineControl: UInt8 = 0
+    var modemControl: UInt8 = 0
+    var scratch: UInt8 = 0
+    // 115200 baud; the divisor only matters to guests that read it back.
+    var divisorLatch: UInt16 = 1
+    var fifosEnabled = false
+    var receiveTriggerLevel = 1
+    var overrun = false
+    var transmitterEmptyPending = false
+    var modemStatusDeltas: UInt8 = 0
+    /// What the interrupt line was last driven to.
+    var lineAsserted = false
+
+    private var dlabSet: Bool { lineControl & Self.dlab != 0 }
+    private var loopback: Bool { modemControl & MCR.loopback != 0 }
+    private var receiveCapacity: Int { fifosEnabled ? Self.fifoCapacity : 1 }
+
+    /// The current IIR value (no side effects).
+    var interruptIdentification: UInt8 {
+        let fifoBits = fifosEnabled ? IIR.fifosEnabled : 0
+        return fifoBits | highestPendingInterrupt
+    }
+
+    private var highestPendingInterrupt: UInt8 {
+        if interruptEnable & IER.lineStatus != 0 && overrun { return IIR.lineStatus }
+        if interruptEnable & IER.receivedData != 0 && !receiveFIFO.isEmpty {
+            // No character timer: data below the trigger level reports the timeout
+            // interrupt at once, which drivers service exactly like received data.
+            if fifosEnabled && receiveFIFO.count < receiveTriggerLevel { return IIR.characterTimeout }
+            return IIR.receivedData
+        }
+        if interruptEnable & IER.transmitterEmpty != 0 && transmitterEmptyPending { return IIR.transmitterEmpty }
+        if interruptEnable & IER.modemStatus != 0 && modemStatusDeltas != 0 { return IIR.modemStatus }
+        return IIR.noInterruptPending
+    }
+
+    /// The modem-status lines: wired to MCR in loopback, otherwise a connected, ready peer.
+    private var modemStatusLines: UInt8 {
+        guard loopback else { return MSR.dcd | MSR.dsr | MSR.cts }
+        var lines: UInt8 = 0
+        if modemControl & MCR.rts != 0 { lines |= MSR.cts }
+        if modemControl & MCR.dtr != 0 { lines |= MSR.dsr }
+        if modemControl & MCR.out1 != 0 { lines |= MSR.ri }
+        if modemControl & MCR.out2 != 0 { lines |= MSR.dcd }
+        return lines
+    }
+
+    private var lineStatus: UInt8 {
+        var status = LSR.transmitHoldingEmpty | LSR.transmitterEmpty
+        if !receiveFIFO.isEmpty { status |= LSR.dataReady }
+        if overrun { status |= LSR.overrun }
+        return status
+    }
+
+    /// Moves backlog bytes into the receive FIFO while it has room. In loopback the
+    /// receiver is cut off from the outside, so the backlog waits.
+    mutating func refillReceiveFIFO() {
+        guard !loopback else { return }
+        while receiveFIFO.count < receiveCapacity, let byte = backlog.popFirst() {
+            receiveFIFO.append(byte)
+        }
+    }
+
+    /// Reads register `register` (0...7), with the chip's read side effects.
+    mutating func read(register: UInt64) -> UInt8 {
+        switch register {
+        case 0:
+            if dlabSet { return UInt8(truncatingIfNeeded: divisorLatch) }
+            let byte = receiveFIFO.popFirst() ?? 0
+            refillReceiveFIFO()
+            return byte
+        case 1:
+            return dlabSet ? UInt8(truncatingIfNeeded: divisorLatch >> 8) : interruptEnable
+        case 2:
+            let identification = interruptIdentification
+            // Reading IIR while it reports THR empty acknowledges that interrupt.
+            if identification & 0x0F == IIR.transmitterEmpty { transmitterEmptyPending = false }
+            return identification
+        case 3:
+            return lineControl
+        case 4:
+            return modemControl
+        case 5:
+            let status = lineStatus
+            overrun = false
+            return status
+        case 6:
+            let status = modemStatusLines | modemStatusDeltas
+            modemStatusDeltas = 0
+            return status
+        default:
+            return scratch
+        }
+    }
+
+    /// Writes `byte` to register `register` (0...7); returns the byte to transmit when
+    /// this was a THR write outside loopback.
+    mutating func write(register: UInt64, byte: UInt8) -> UInt8? {
+        switch register {
+        case 0:
+            if dlabSet {
+                divisorLatch = divisorLatch & 0xFF00 | UInt16(byte)
+                return nil
+            }
+            // The byte leaves at once, so THR is empty again right away.
+            transmitterEmptyPending = true
+            guard loopback else { return byte }
+            if receiveFIFO.count < receiveCapacity { receiveFIFO.append(byte) } else { overrun = true }
+        case 1:
+            if dlabSet {
+                divisorLatch = divisorLatch & 0x00FF | UInt16(byte) << 8
+                return nil
+            }
+            let enabled = byte & 0x0F
+            if enabled & IER.transmitterEmpty != interruptEnable & IER.transmitterEmpty {
+                // Enabling it with THR empty raises it at once; disabling drops it.
+                transmitterEmptyPending = enabled & IER.transmitterEmpty != 0
+            }
+            interruptEnable = enabled
+        case 2:
+            writeFIFOControl(byte)
+        case 3:
+            lineControl = byte
+        case 4:
+            writeModemControl(byte & MCR.writable)
+        case 5, 6:
+            break  // LSR and MSR are read-only.
+        default:
+            scratch = byte
+        }
+        return nil
+    }
+
+    private mutating func writeFIFOControl(_ byte: UInt8) {
+        let enable = byte & FCR.enable != 0
+        if enable != fifosEnabled {
+            // Switching FIFO mode resets both FIFOs.
+            fifosEnabled = enable
+            receiveFIFO.removeAll()
+        }
+        if enable {
+            if byte & FCR.clearReceive != 0 { receiveFIFO.removeAll() }
+            // The transmit FIFO is always empty: nothing to clear.
+            receiveTriggerLevel = [1, 4, 8, 14][Int(byte >> 6)]
+        }
+        refillReceiveFIFO()
+    }
+
+    private mutating func writeModemControl(_ value: UInt8) {
+        let before = modemStatusLines
+        modemControl = value
+        let after = modemStatusLines
+        let changed = before ^ after
+        if changed & MSR.cts != 0 { modemStatusDeltas |= MSR.deltaCTS }
+        if changed & MSR.dsr != 0 { modemStatusDeltas |= MSR.deltaDSR }
+        if before & MSR.ri != 0 && after & MSR.ri == 0 { modemStatusDeltas |= MSR.trailingEdgeRI }
+        if changed & MSR.dcd != 0 { modemStatusDeltas |= MSR.deltaDCD }
+        refillReceiveFIFO()
+    }
+}

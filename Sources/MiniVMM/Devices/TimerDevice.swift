@@ -1,0 +1,142 @@
+import Dispatch
+import Synchronization
+
+// Timer register map (4 KiB MMIO window; aligned 32-bit accesses only):
+//
+// | off  | name     | access  | meaning                                                   |
+// |------|----------|---------|-----------------------------------------------------------|
+// | 0x00 | MAGIC    | R       | 0x524D4954 ("TIMR")                                       |
+// | 0x04 | DELAY_US | RW      | n > 0 arms a one-shot timer n µs from now (replacing any   |
+// |      |          |         | armed one); 0 disarms; reads return the last value written |
+// | 0x08 | STATUS   | R, W1C  | bit 0 FIRED (write 1 to clear), bit 1 ARMED (read-only)    |
+// | 0x0C | COUNT    | R       | how many times the timer has fired                        |
+//
+// On expiry the timer sets FIRED, clears ARMED, counts, and pulses its interrupt (an irqfd).
+
+/// A one-shot microsecond timer that raises an edge-triggered interrupt when it expires.
+///
+/// Expirations run on a private dispatch queue. Each arming gets a new generation number;
+/// an expiry whose generation is no longer current (the timer was re-armed, disarmed or
+/// shut down meanwhile) does nothing, so a stale expiration can never fire.
+public final class TimerDevice: BusDevice {
+    /// MAGIC register value, `"TIMR"`.
+    public static let magic: UInt32 = 0x524D_4954
+
+    /// Register offsets.
+    public enum Register {
+        /// MAGIC (R).
+        public static let magic: UInt64 = 0x00
+        /// DELAY_US (RW).
+        public static let delayMicroseconds: UInt64 = 0x04
+        /// STATUS (R, W1C).
+        public static let status: UInt64 = 0x08
+        /// COUNT (R).
+        public static let count: UInt64 = 0x0C
+    }
+
+    /// STATUS bits.
+    public enum Status {
+        /// Set on expiry; cleared by writing 1.
+        public static let fired: UInt32 = 0x1
+        /// Set while a timer is pending.
+        public static let armed: UInt32 = 0x2
+    }
+
+    private struct State {
+        var delay: UInt32 = 0
+        var fired = false
+        var count: UInt32 = 0
+        var generation: UInt64 = 0
+        var pending: (any DispatchSourceTimer)?
+        var isShutDown = false
+    }
+
+    private let interrupt: any InterruptLine
+    private let queue: DispatchQueue
+    private let state = Mutex(State())
+
+    /// Creates a disarmed timer that pulses `interrupt` on each expiry.
+    public init(interrupt: some InterruptLine) {
+        self.interrupt = interrupt
+        self.queue = DispatchQueue(label: "minivmm.timer")
+    }
+
+    deinit {
+        shutdown()
+    }
+
+    /// Cancels any pending expiry and ignores arming from now on (the machine is stopping).
+    public func shutdown() {
+        state.withLock { state in
+            state.isShutDown = true
+            state.generation &+= 1
+            state.pending?.cancel()
+            state.pending = nil
+        }
+    }
+
+    /// Whether an expiry is pending.
+    public var isArmed: Bool { state.withLock { $0.pending != nil } }
+
+    /// Handles a guest read; only aligned 32-bit reads of listed registers are answered.
+    public func read(offset: UInt64, width: Int) -> UInt64 {
+        guard let register = DeviceAccess.register(offset: offset, width: width) else {
+            return DeviceAccess.allOnes(width: width)
+        }
+        return state.withLock { state in
+            switch register {
+            case Register.magic: return UInt64(Self.magic)
+            case Register.delayMicroseconds: return UInt64(state.delay)
+            case Register.status:
+                return UInt64((state.fired ? Status.fired : 0) | (state.pending != nil ? Status.armed : 0))
+            case Register.count: return UInt64(state.count)
+            default: return DeviceAccess.allOnes(width: width)
+            }
+        }
+    }
+
+    /// Handles a guest write; only aligned 32-bit writes to DELAY_US and STATUS do anything.
+    public func write(offset: UInt64, width: Int, value: UInt64) {
+        guard let register = DeviceAccess.register(offset: offset, width: width) else { return }
+        let word = UInt32(truncatingIfNeeded: value)
+        switch register {
+        case Register.delayMicroseconds:
+            arm(microseconds: word)
+        case Register.status where word & Status.fired != 0:
+            state.withLock { $0.fired = false }
+        default:
+            break
+        }
+    }
+
+    private func arm(microseconds: UInt32) {
+        state.withLock { state in
+            state.delay = microseconds
+            state.generation &+= 1
+            state.pending?.cancel()
+            state.pending = nil
+            guard microseconds > 0, !state.isShutDown else { return }
+            let generation = state.generation
+            let source = DispatchSource.makeTimerSource(queue: queue)
+            source.schedule(
+                deadline: .now() + .microseconds(Int(microseconds)), repeating: .never,
+                leeway: .microseconds(50))
+            // Weak: a pending expiry must not keep a discarded device alive.
+            source.setEventHandler { [weak self] in self?.expire(generation: generation) }
+            state.pending = source
+            source.resume()
+        }
+    }
+
+    private func expire(generation: UInt64) {
+        let current = state.withLock { state in
+            guard state.generation == generation, state.pending != nil else { return false }
+            state.pending?.cancel()
+            state.pending = nil
+            state.fired = true
+            state.count &+= 1
+            return true
+        }
+        if current { interrupt.trigger() }
+    }
+}
