@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import Testing
 import VMAllocator
@@ -89,6 +90,33 @@ struct BusTests {
         #expect(serial.recorded.isEmpty)
     }
 
+    @Test func reportsStopAtTheLimitWithOneMarkedLast() throws {
+        let space = try AddressAllocator(base: 0, size: 0x1_0000)
+        let reports = Reports()
+        let bus = DeviceBus(spaceName: "port", windows: space, reportLimit: 3) { reports.accesses.append($0) }
+        for port in UInt64(0x100)..<0x110 {
+            #expect(bus.read(port, width: 1) == 0xFF)
+        }
+        #expect(reports.accesses.map(\.address) == [0x100, 0x101, 0x102])
+        #expect(reports.accesses.map(\.isLastReport) == [false, false, true])
+    }
+
+    @Test func fileDescriptorConsoleWritesEverythingAndSurvivesABadDescriptor() throws {
+        var descriptors: [Int32] = [0, 0]
+        #expect(pipe(&descriptors) == 0)
+        defer { close(descriptors[0]) }
+        let console = FileDescriptorConsole(fileDescriptor: descriptors[1])
+        let message = Array("hello\u{0}\n\u{FF}".utf8)
+        message.withUnsafeBytes { console.write($0) }
+        close(descriptors[1])
+        var received = [UInt8](repeating: 0, count: 64)
+        let count = read(descriptors[0], &received, received.count)
+        #expect(Array(received.prefix(max(count, 0))) == message)
+        // A closed descriptor drops the bytes instead of failing or crashing.
+        message.withUnsafeBytes { console.write($0) }
+        message.withUnsafeBytes { FileDescriptorConsole(fileDescriptor: -1).write($0) }
+    }
+
     @Test func attachRequiresExactlyOneFreeAllocatedWindow() throws {
         let (bus, _, _, _, windows) = try makeBus()
         let device = RecordingDevice()
@@ -97,7 +125,9 @@ struct BusTests {
         #expect(throws: DeviceBus.AttachError.notAnAllocatedWindow(partial)) { try bus.attach(device, to: partial) }
         let unallocated = try RangeInclusive(start: 0x2F8, end: 0x2FF)
         #expect(throws: DeviceBus.AttachError.notAnAllocatedWindow(unallocated)) { try bus.attach(device, to: unallocated) }
-        // The PIT window is allocated and free of devices: attaching there works.
+        // The PIT window is allocated and free of devices: attaching there works, also
+        // after the window was seen unclaimed.
+        #expect(bus.read(0x43, width: 1) == 0xFF)
         try bus.attach(device, to: windows[2])
         _ = bus.read(0x43, width: 1)
         #expect(device.recorded == [.init(offset: 3, width: 1, value: nil)])

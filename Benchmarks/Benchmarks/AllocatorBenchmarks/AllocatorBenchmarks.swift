@@ -1,0 +1,100 @@
+import Benchmark
+import MallocInterposerSwift
+import VMAllocator
+
+// Issue 2's targets are per operation and per live allocation, so besides the
+// framework's totals each benchmark reports two derived custom metrics.
+private let timePerOperation = BenchmarkMetric.custom("Time per op (ps)", useScalingFactor: false)
+private let heapPerLiveAllocation = BenchmarkMetric.custom("Heap per live alloc (B)", useScalingFactor: false)
+
+private let sizes = [1_000, 10_000, 100_000, 1_000_000]
+
+private func configuration(n: Int) -> Benchmark.Configuration {
+    // Fewer samples at large N keep the whole suite within a few minutes on 2 cores.
+    let samples = switch n {
+    case ..<10_000: 40
+    case ..<100_000: 15
+    case ..<1_000_000: 6
+    default: 3
+    }
+    return .init(
+        metrics: [.wallClock, .mallocCountTotal, .memoryLeakedBytes, timePerOperation, heapPerLiveAllocation],
+        warmupIterations: 1,
+        scalingFactor: .one,
+        maxDuration: .seconds(60),
+        maxIterations: samples
+    )
+}
+
+/// Heap bytes requested and not yet freed, as counted by the malloc interposer
+/// (it counts while the framework measures malloc metrics, i.e. for the whole run loop).
+private func liveHeapBytes() -> Int {
+    let stats = MallocInterposerSwift.getStatistics()
+    return stats.mallocBytesCount - stats.freeBytesCount
+}
+
+/// Runs `setup`, then measures `body` alone, then reports per-op time and the heap
+/// held since just before `setup` divided by the live allocations left afterwards.
+private func measure<State>(
+    _ benchmark: Benchmark,
+    operations: Int,
+    liveAllocations: Int,
+    setup: () throws -> State,
+    body: (inout State) throws -> Void
+) throws {
+    let heapBefore = liveHeapBytes()
+    var state = try setup()
+    let clock = ContinuousClock()
+    benchmark.startMeasurement()
+    let start = clock.now
+    try body(&state)
+    let elapsed = clock.now - start
+    benchmark.stopMeasurement()
+    let heapHeld = liveHeapBytes() - heapBefore
+    blackHole(state)
+    let picoseconds = elapsed.components.seconds * 1_000_000_000_000 + elapsed.components.attoseconds / 1_000_000
+    benchmark.measurement(timePerOperation, Int(picoseconds) / operations)
+    benchmark.measurement(heapPerLiveAllocation, heapHeld / liveAllocations)
+}
+
+let benchmarks: @Sendable () -> Void = {
+    for policy in [AllocPolicy.firstMatch, .lastMatch] {
+        for n in sizes {
+            Benchmark("W1 \(policy) N=\(n)", configuration: configuration(n: n)) { benchmark in
+                try measure(benchmark, operations: n, liveAllocations: n) {
+                    try Workload.makeAddressAllocator()
+                } body: { allocator in
+                    try Workload.w1(&allocator, n: n, policy: policy)
+                }
+            }
+            Benchmark("W2 \(policy) N=\(n)", configuration: configuration(n: n)) { benchmark in
+                try measure(benchmark, operations: (n + 1) / 2, liveAllocations: n / 2) {
+                    var allocator = try Workload.makeAddressAllocator()
+                    try Workload.w1(&allocator, n: n, policy: policy)
+                    return allocator
+                } body: { allocator in
+                    try Workload.w2(&allocator, n: n, policy: policy)
+                }
+            }
+            Benchmark("W3 \(policy) N=\(n)", configuration: configuration(n: n)) { benchmark in
+                try measure(benchmark, operations: n / 2, liveAllocations: n / 2 + n / 2) {
+                    var allocator = try Workload.makeAddressAllocator()
+                    try Workload.w1(&allocator, n: n, policy: policy)
+                    try Workload.w2(&allocator, n: n, policy: policy)
+                    return allocator
+                } body: { allocator in
+                    try Workload.w3(&allocator, n: n, policy: policy)
+                }
+            }
+        }
+    }
+    for n in sizes {
+        Benchmark("W4 IdAllocator N=\(n)", configuration: configuration(n: n)) { benchmark in
+            try measure(benchmark, operations: 3 * n, liveAllocations: n) {
+                try IdAllocator(rangeBase: 0, rangeEnd: .max)
+            } body: { allocator in
+                try Workload.w4(&allocator, n: n)
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+/// A maximal run of free IDs that share a history: all released, or all never handed out
+/// (the tree node's tag marks released runs).
+struct FreeIdRun: TreeElement {
+    var start: UInt32
+    var end: UInt32
+
+    var key: UInt32 { start }
+
+    static func summary(of run: FreeIdRun, flagged: Bool) -> NoSummary { NoSummary() }
+    static func combine(_ lhs: NoSummary, _ rhs: NoSummary) -> NoSummary { lhs }
+}
+
+/// Hands out unique `UInt32` IDs from `[rangeBase, rangeEnd]`, for example interrupt
+/// lines or device slots in a VMM, always the smallest free one.
+///
+/// Free IDs are kept as runs in an AVL tree, each run tagged "released" (handed out and
+/// freed) or "never handed out", so memory grows with the number of runs, not IDs.
+/// Copies are O(1) and copy-on-write.
+///
+/// ## Codable format
+/// A keyed container, stable across versions:
+/// ```json
+/// {"rangeBase": 1, "rangeEnd": 100, "runs": [[3, 3, 1], [7, 100, 0]]}
+/// ```
+/// `runs` lists every maximal run of free IDs as `[start, end, state]` (inclusive bounds)
+/// in ascending order, where `state` is 1 for released IDs and 0 for IDs never handed
+/// out; every ID in the range but in no run is live. Decoding throws
+/// `DecodingError.dataCorrupted` unless `rangeBase <= rangeEnd` and every run has three
+/// elements, `rangeBase <= start <= end <= rangeEnd`, state 0 or 1, starts after the
+/// previous run ends, and is not directly adjacent to a previous run of the same state.
+public struct IdAllocator: Sendable {
+    /// The smallest ID handed out.
+    public let rangeBase: UInt32
+    /// The largest ID handed out (inclusive).
+    public let rangeEnd: UInt32
+    /// Number of free IDs (released or never handed out).
+    public private(set) var freeCount: UInt64
+    /// Runs of free IDs; the node tag marks released runs.
+    var runs: OrderedTree<FreeIdRun>
+
+    /// Creates an allocator for the IDs `[rangeBase, rangeEnd]`, none handed out yet.
+    ///
+    /// - Throws: `invalidRange(rangeBase, rangeEnd)` if `rangeEnd < rangeBase`.
+    public init(rangeBase: UInt32, rangeEnd: UInt32) throws(AllocatorError) {
+        guard rangeBase <= rangeEnd else {
+            throw .invalidRange(UInt64(rangeBase), UInt64(rangeEnd))
+        }
+        self.init(
+            rangeBase: rangeBase, rangeEnd: rangeEnd,
+            runs: [(FreeIdRun(start: rangeBase, end: rangeEnd), false)])
+    }
+
+    /// Creates an allocator from validated, sorted, coalesced runs.
+    init(rangeBase: UInt32, rangeEnd: UInt32, runs: [(element: FreeIdRun, flagged: Bool)]) {
+        self.rangeBase = rangeBase
+        self.rangeEnd = rangeEnd
+        var free: UInt64 = 0
+        for run in runs {
+            free += UInt64(run.element.end - run.element.start) + 1
+        }
+        freeCount = free
+        self.runs = OrderedTree(sorted: runs)
+    }
+
+    /// Hands out the smallest free ID.
+    ///
+    /// - Throws: `resourceNotAvailable` when every ID is live.
+    /// - Complexity: O(log r), r the number of free runs.
+    public mutating func allocateID() throws(AllocatorError) -> UInt32 {
+        let node = runs.first
+        guard node != noNode else { throw .resourceNotAvailable }
+        let run = runs.element(node)
+        takeFront(of: run, at: node)
+        return run.start
+    }
+
+    /// Reserves the specific ID `id`, whether released or never handed out.
+    ///
+    /// IDs below `id` that were never handed out stay free: ``allocateID()`` may still
+    /// return them, and ``freeID(_:)`` calls them `neverAllocated`.
+    ///
+    /// - Throws: `outOfRange(id)` outside the range; `alreadyAllocated(id)` if it is live.
+    /// - Complexity: O(log r), r the number of free runs.
+    public mutating func allocate(id: UInt32) throws(AllocatorError) {
+        guard rangeBase <= id, id <= rangeEnd else { throw .outOfRange(id) }
+        let node = runs.floor(id)
+        guard node != noNode, id <= runs.element(node).end else { throw .alreadyAllocated(id) }
+        let run = runs.element(node)
+        if id == run.start {
+            takeFront(of: run, at: node)
+            return
+        }
+        let released = runs.isFlagged(node)
+        runs.setElement(node, FreeIdRun(start: run.start, end: id - 1), flagged: released)
+        if id < run.end {
+            runs.insert(FreeIdRun(start: id + 1, end: run.end), flagged: released)
+        }
+        freeCount -= 1
+    }
+
+    private mutating func takeFront(of run: FreeIdRun, at node: NodeIndex) {
+        if run.start == run.end {
+            runs.remove(key: run.start)
+        } else {
+            runs.setElement(
+                node, FreeIdRun(start: run.start + 1, end: run.end), flagged: runs.isFlagged(node))
+        }
+        freeCount -= 1
+    }
+
+    /// Releases the live ID `id` and returns it.
+    ///
+    /// - Throws: `outOfRange(id)` outside the range; `neverAllocated(id)` if it is free and
+    ///   was never handed out; `alreadyReleased(id)` if it has been released already.
+    /// - Complexity: O(log r), r the number of free runs.
+    @discardableResult
+    public mutating func freeID(_ id: UInt32) throws(AllocatorError) -> UInt32 {
+        guard rangeBase <= id, id <= rangeEnd else { throw .outOfRange(id) }
+        let (predecessor, match, successor) = runs.neighbors(of: id)
+        let holder = match != noNode ? match : predecessor
+        if holder != noNode, id <= runs.element(holder).end {
+            throw runs.isFlagged(holder) ? .alreadyReleased(id) : .neverAllocated(id)
+        }
+        // `id` is live: the predecessor run ends below it, the successor starts above it.
+        let mergesLeft =
+            predecessor != noNode && runs.isFlagged(predecessor)
+            && runs.element(predecessor).end == id - 1
+        let mergesRight =
+            successor != noNode && runs.isFlagged(successor)
+            && runs.element(successor).start == id + 1
+        switch (mergesLeft, mergesRight) {
+        case (true, true):
+            let rightEnd = runs.element(successor).end
+            runs.remove(key: id + 1)
+            let start = runs.element(predecessor).start
+            runs.setElement(predecessor, FreeIdRun(start: start, end: rightEnd), flagged: true)
+        case (true, false):
+            let start = runs.element(predecessor).start
+            runs.setElement(predecessor, FreeIdRun(start: start, end: id), flagged: true)
+        case (false, true):
+            let end = runs.element(successor).end
+            runs.setElement(successor, FreeIdRun(start: id, end: end), flagged: true)
+        case (false, false):
+            runs.insert(FreeIdRun(start: id, end: id), flagged: true)
+        }
+        freeCount += 1
+        return id
+    }
+
+    /// Whether `id` is live (in range and handed out or reserved, not freed since).
+    ///
+    /// - Complexity: O(log r), r the number of free runs.
+    public func isAllocated(_ id: UInt32) -> Bool {
+        guard rangeBase <= id, id <= rangeEnd else { return false }
+        let node = runs.floor(id)
+        return node == noNode || runs.element(node).end < id
+    }
+
+    /// Number of live IDs.
+    public var allocatedCount: UInt64 {
+        UInt64(rangeEnd - rangeBase) + 1 - freeCount
+    }
+}

@@ -1,0 +1,6 @@
+import Testing
+
+extension Tag {
+    /// Tests that need a usable `/dev/kvm`.
+    @Tag static var kvm: Self
+}
