@@ -1,38 +1,63 @@
 #!/usr/bin/env python3
-"""Turns `swift package benchmark --no-progress` text output (stdin) into the summary
-table of docs/performance.md: p50 time per operation and heap per live allocation for
-every workload and N, plus the ratio of per-op time at N=1M to N=1k."""
+"""Summarises a run of the allocator benchmarks for docs/performance.md.
+
+Usage (from Benchmarks/):
+    mkdir -p .build/results
+    swift package --allow-writing-to-directory .build/results benchmark \\
+        --format histogramPercentiles --path .build/results --no-progress
+    python3 summarize.py .build/results
+
+Prints, per workload, the median (p50 over the samples) time per operation at each N,
+the ratio of N=1M to N=1k, and the heap held per live allocation at N=1M, with a verdict
+against issue 2's targets."""
+import pathlib
 import re
 import sys
 
-SCALE = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
-benchmarks = {}
-current = None
-for line in sys.stdin:
-    line = line.rstrip("\n")
-    header = re.match(r"^(W[1-4] \S+ N=(\d+))$", line)
-    if header:
-        current = benchmarks.setdefault(header.group(1), {})
-        continue
-    row = re.match(r"^│ (Time per op \(ps\)|Heap per live alloc \(B\))\s*(?:\((\w)\))?\s*│(.*)$", line)
-    if current is not None and row:
-        cells = [c.strip() for c in row.group(3).split("│")]
-        p50 = float(cells[2]) * SCALE[row.group(2) or ""]
-        current["ns" if row.group(1).startswith("Time") else "heap"] = (
-            p50 / 1000 if row.group(1).startswith("Time") else p50
-        )
+SIZES = [1_000, 10_000, 100_000, 1_000_000]
+METRICS = {"Time_per_op_(ps)": "ps", "Heap_per_live_alloc_(B)": "heap"}
 
-workloads = sorted({name.rsplit(" N=", 1)[0] for name in benchmarks})
-sizes = [1_000, 10_000, 100_000, 1_000_000]
-print("| workload | " + " | ".join(f"N={n:,}" for n in sizes) + " | 1M / 1k | heap B/live at 1M |")
-print("| --- |" + " ---: |" * (len(sizes) + 2))
-for workload in workloads:
-    cells = []
-    for n in sizes:
-        result = benchmarks.get(f"{workload} N={n}", {})
-        cells.append(f"{result['ns']:.1f} ns" if "ns" in result else "—")
-    small = benchmarks.get(f"{workload} N=1000", {}).get("ns")
-    large = benchmarks.get(f"{workload} N=1000000", {}).get("ns")
-    ratio = f"{large / small:.2f}x" if small and large else "—"
-    heap = benchmarks.get(f"{workload} N=1000000", {}).get("heap")
-    print(f"| {workload} | " + " | ".join(cells) + f" | {ratio} | {heap:.0f} |" if heap is not None else " | — |")
+
+def p50(path):
+    for line in path.read_text().splitlines()[1:]:
+        percentile, value = line.split("\t")
+        if percentile == "50":
+            return float(value)
+    raise SystemExit(f"no p50 in {path}")
+
+
+results = {}
+pattern = re.compile(r"\.AllocatorBenchmarks\.(W\d)_(\w+)_N=(\d+)\.(.+)\.histogram\.percentiles\.tsv$")
+directory = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".build/results")
+for path in sorted(directory.glob("*.tsv")):
+    match = pattern.search(path.name)
+    if match and match.group(4) in METRICS:
+        key = (f"{match.group(1)} {match.group(2)}", int(match.group(3)))
+        results.setdefault(key, {})[METRICS[match.group(4)]] = p50(path)
+if not results:
+    raise SystemExit(f"no benchmark results in {directory}")
+
+print("| workload | " + " | ".join(f"N={n:,}" for n in SIZES) + " | 1M / 1k | heap B per live alloc, N=1M |")
+print("| --- |" + " ---: |" * (len(SIZES) + 2))
+misses = []
+for workload in sorted({key[0] for key in results}):
+    per_op = {n: results.get((workload, n), {}).get("ps") for n in SIZES}
+    cells = [f"{per_op[n] / 1000:.1f} ns" if per_op[n] is not None else "—" for n in SIZES]
+    small, large = per_op[1_000], per_op[1_000_000]
+    ratio = large / small if small and large else None
+    heap = results.get((workload, 1_000_000), {}).get("heap")
+    print(f"| {workload} | " + " | ".join(cells)
+          + f" | {ratio:.2f}x |" if ratio is not None else " | — |", end="")
+    print(f" {heap:.0f} |" if heap is not None else " — |")
+    limit_ns = 20 if workload.startswith("W4") else 1000
+    for n in SIZES:
+        if per_op[n] is not None and per_op[n] / 1000 >= limit_ns:
+            misses.append(f"{workload} N={n}: {per_op[n] / 1000:.1f} ns/op (target < {limit_ns} ns)")
+    if ratio is not None and ratio > 3:
+        misses.append(f"{workload}: N=1M is {ratio:.2f}x N=1k per op (target <= 3x)")
+    if heap is not None and heap > 64:
+        misses.append(f"{workload}: {heap:.0f} B heap per live allocation at N=1M (target <= 64)")
+print()
+print("Targets missed:" if misses else "All targets met.")
+for miss in misses:
+    print(f"- {miss}")

@@ -206,18 +206,16 @@ public struct AddressAllocator: Sendable {
         guard match != noNode else { throw .resourceNotAvailable }
         let freed = nodes.element(match)
         guard freed.end == range.end else { throw .resourceNotAvailable }
-        nodes.remove(key: freed.start)
         if successor != noNode {
-            // The next gap grows back to where the freed allocation's gap began.
-            let successorKey = nodes.key(successor)
-            nodes.update(key: successorKey) { found in
-                var grown = found.element
-                grown.gapStart = freed.gapStart
-                return (grown, false)
-            }
+            // The next gap grows back to where the freed allocation's gap began; the
+            // removal below refreshes the summaries on the successor's path.
+            var grown = nodes.element(successor)
+            grown.gapStart = freed.gapStart
+            nodes.setElement(successor, grown, flagged: false)
         } else {
             tailStart = freed.gapStart
         }
+        nodes.remove(key: freed.start)
         allocatedSize -= range.count
     }
 

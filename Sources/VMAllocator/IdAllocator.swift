@@ -130,10 +130,11 @@ public struct IdAllocator: Sendable {
             && runs.element(successor).start == id + 1
         switch (mergesLeft, mergesRight) {
         case (true, true):
+            // Extend first: the removal may move nodes to other indices.
             let rightEnd = runs.element(successor).end
-            runs.remove(key: id + 1)
             let start = runs.element(predecessor).start
             runs.setElement(predecessor, FreeIdRun(start: start, end: rightEnd), flagged: true)
+            runs.remove(key: id + 1)
         case (true, false):
             let start = runs.element(predecessor).start
             runs.setElement(predecessor, FreeIdRun(start: start, end: id), flagged: true)

@@ -32,8 +32,7 @@ final class NodeStore<Element: TreeElement>: @unchecked Sendable {
 
     deinit {
         for chunk in 0..<chunkCount {
-            let used = min(Self.chunkSize, count - chunk * Self.chunkSize)
-            nodeChunks[chunk].deinitialize(count: used)
+            nodeChunks[chunk].deinitialize(count: usedSlots(inChunk: chunk))
             nodeChunks[chunk].deallocate()
             metaChunks[chunk].deallocate()
         }
@@ -63,12 +62,31 @@ final class NodeStore<Element: TreeElement>: @unchecked Sendable {
     func append(_ node: Node, meta: UInt8) {
         if count < Self.chunkSize {
             if count == firstChunkCapacity { growFirstChunk() }
-        } else if count & Self.chunkMask == 0 {
+        } else if count >> Self.chunkShift == chunkCount {
             addChunk()
         }
         self.node(count).initialize(to: node)
         self.meta(count).initialize(to: meta)
         count += 1
+    }
+
+    /// Removes the last slot. An emptied chunk is kept as a spare until the one before
+    /// it is half empty, so appends and removals at a chunk boundary don't thrash.
+    func removeLast() {
+        precondition(count > 0, "removeLast on empty node storage")
+        count -= 1
+        node(count).deinitialize(count: 1)
+        if chunkCount >= 2, count + Self.chunkSize / 2 <= (chunkCount - 1) * Self.chunkSize,
+            usedSlots(inChunk: chunkCount - 1) == 0
+        {
+            chunkCount -= 1
+            nodeChunks[chunkCount].deallocate()
+            metaChunks[chunkCount].deallocate()
+        }
+    }
+
+    private func usedSlots(inChunk chunk: Int) -> Int {
+        max(0, min(Self.chunkSize, count - chunk * Self.chunkSize))
     }
 
     private func growFirstChunk() {
@@ -119,7 +137,7 @@ final class NodeStore<Element: TreeElement>: @unchecked Sendable {
         }
         for chunk in 0..<chunkCount {
             let capacity = chunkCount == 1 ? firstChunkCapacity : Self.chunkSize
-            let used = min(Self.chunkSize, count - chunk * Self.chunkSize)
+            let used = usedSlots(inChunk: chunk)
             copy.nodeChunks[chunk] = .allocate(capacity: capacity)
             copy.metaChunks[chunk] = .allocate(capacity: capacity)
             copy.nodeChunks[chunk].initialize(from: nodeChunks[chunk], count: used)

@@ -1,6 +1,6 @@
 extension OrderedTree {
     /// Describes the first violated structural invariant (key order, AVL balance, stored
-    /// heights, subtree summaries, node count, free-slot chain), or `nil` if all hold.
+    /// heights, subtree summaries, node count, dense storage), or `nil` if all hold.
     ///
     /// Reads the storage with bounds checks, independently of the unchecked tree code.
     ///
@@ -46,18 +46,7 @@ extension OrderedTree {
         _ = visit(root, depth: 0)
         if let problem { return problem }
         if reachable != count { return "count is \(count) but \(reachable) nodes are reachable" }
-        var freeSlots = 0
-        var slot = freeSlotHead
-        while slot != noNode {
-            freeSlots += 1
-            guard Int(slot) < slotCount, freeSlots <= slotCount else {
-                return "free-slot chain is corrupt"
-            }
-            slot = left(slot)
-        }
-        if freeSlots + count != slotCount {
-            return "\(freeSlots) free slots + \(count) nodes != \(slotCount) slots"
-        }
+        if store.count != count { return "storage holds \(store.count) slots for \(count) nodes" }
         return nil
     }
 }

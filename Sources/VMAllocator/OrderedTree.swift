@@ -31,8 +31,8 @@ struct TreeNode<Element: TreeElement>: Sendable {
 /// A node holds the element, its subtree summary and its links in one slot (32 bytes
 /// for address segments, so visiting a node touches one cache line), plus one byte in a
 /// parallel chunk: the height (low 7 bits) and a one-bit tag for the owner (top bit).
-/// Freed slots are chained through their `left` link and reused. Node indices stay
-/// stable for a node's lifetime: removal relinks nodes instead of moving elements.
+/// Storage is dense (slots `0..<count` are exactly the live nodes), so memory follows
+/// the live node count: a removal moves the last node into the freed slot.
 ///
 /// The tree is a value: copying it shares the store, O(1); the first mutation of a
 /// shared store copies it (copy-on-write). The balancing and search code works on
@@ -41,7 +41,6 @@ struct TreeNode<Element: TreeElement>: Sendable {
 struct OrderedTree<Element: TreeElement>: Sendable {
     private(set) var store = NodeStore<Element>()
     private(set) var root: NodeIndex = noNode
-    private(set) var freeSlotHead: NodeIndex = noNode
     /// Number of live nodes.
     private(set) var count = 0
 
@@ -110,8 +109,9 @@ struct OrderedTree<Element: TreeElement>: Sendable {
 
     /// Replaces the element and tag of `node` without restructuring.
     ///
-    /// The new key must keep the in-order sequence sorted. Summaries are not refreshed,
-    /// so this suits trees without summaries; others use ``update(key:_:)``.
+    /// The new key must keep the in-order sequence sorted. Summaries are not refreshed:
+    /// this suits trees without summaries, or a change followed by a ``remove(key:)``
+    /// that refreshes them; otherwise use ``update(key:_:)``.
     mutating func setElement(_ node: NodeIndex, _ element: Element, flagged: Bool) {
         makeUnique()
         let index = checked(node)
@@ -133,6 +133,13 @@ struct OrderedTree<Element: TreeElement>: Sendable {
 
     /// Removes the node with key `key`; does nothing if there is none.
     ///
+    /// Storage stays dense, so another node may move to a new index: node indices held
+    /// from before a removal are invalid after it.
+    ///
+    /// Afterwards the summaries are fresh on the whole path from the root to the removed
+    /// node's in-order successor, so a caller may change that successor's summary with
+    /// ``setElement(_:_:flagged:)`` just before removing.
+    ///
     /// - Complexity: O(log n).
     mutating func remove(key: Element.Key) {
         guard root != noNode else { return }
@@ -140,10 +147,21 @@ struct OrderedTree<Element: TreeElement>: Sendable {
         var removed = noNode
         withMutableStorage { $0.remove(key, from: oldRoot, removed: &removed) }
         if removed != noNode {
-            count -= 1
-            store.node(checked(removed)).pointee.left = freeSlotHead
-            freeSlotHead = removed
+            releaseSlot(removed)
         }
+    }
+
+    /// Frees the unlinked slot `slot`, keeping storage dense: the last slot's node moves
+    /// into it (its parent is found by key) and the storage shrinks by one.
+    private mutating func releaseSlot(_ slot: NodeIndex) {
+        let last = NodeIndex(store.count - 1)
+        if slot != last {
+            let lastKey = key(last)
+            let oldRoot = root
+            withMutableStorage { $0.relocate(last, to: slot, key: lastKey, root: oldRoot) }
+        }
+        store.removeLast()
+        count -= 1
     }
 
     /// Carves the in-order first node (last, if `fromEnd`) for which the planner returns
@@ -165,7 +183,7 @@ struct OrderedTree<Element: TreeElement>: Sendable {
             storage.carveFirst(
                 root: oldRoot, fromEnd: fromEnd, planner: &planner, spares: spares, done: &done)
         }
-        settleSpares(spares, usedBefore: done?.before != nil, usedAfter: done?.after != nil)
+        settleSpares(spares, used: done?.newElementCount ?? 0)
         return done
     }
 
@@ -177,7 +195,7 @@ struct OrderedTree<Element: TreeElement>: Sendable {
         let spares = (takeSpareSlot(), takeSpareSlot())
         let oldRoot = root
         withMutableStorage { $0.carve(key: key, in: oldRoot, carving, spares: spares) }
-        settleSpares(spares, usedBefore: carving.before != nil, usedAfter: carving.after != nil)
+        settleSpares(spares, used: carving.newElementCount)
     }
 
     /// Finds the node with key `key` and lets `body` replace its element and tag (keeping
@@ -200,49 +218,30 @@ struct OrderedTree<Element: TreeElement>: Sendable {
     }
 
     /// A slot for a node that may be created inside an unchecked pass (which cannot grow
-    /// the arrays). It holds a copy of some live node until it is used.
+    /// the storage), appended at the end. It holds a copy of some live node until used.
     private mutating func takeSpareSlot() -> NodeIndex {
         makeUnique()
-        if freeSlotHead != noNode {
-            let slot = freeSlotHead
-            freeSlotHead = left(slot)
-            return slot
-        }
         store.append(store.node(checked(root)).pointee, meta: 0)
         return NodeIndex(store.count - 1)
     }
 
-    private mutating func settleSpares(
-        _ spares: (NodeIndex, NodeIndex), usedBefore: Bool, usedAfter: Bool
-    ) {
-        settle(spares.1, used: usedAfter)
-        settle(spares.0, used: usedBefore)
-    }
-
-    private mutating func settle(_ slot: NodeIndex, used: Bool) {
-        if used {
-            count += 1
-        } else {
-            store.node(checked(slot)).pointee.left = freeSlotHead
-            freeSlotHead = slot
+    /// Keeps the spares a carving used (the first ones, in order) and drops the rest,
+    /// which are the last slots.
+    private mutating func settleSpares(_ spares: (NodeIndex, NodeIndex), used: Int) {
+        count += used
+        for _ in used..<2 {
+            store.removeLast()
         }
     }
 
     private mutating func allocateSlot(_ element: Element, flagged: Bool) -> NodeIndex {
         makeUnique()
         count += 1
-        let metaByte: UInt8 = flagged ? 1 | treeFlagBit : 1
-        let leaf = TreeNode(
-            element: element, summary: Element.summary(of: element, flagged: flagged),
-            left: noNode, right: noNode)
-        if freeSlotHead != noNode {
-            let slot = freeSlotHead
-            freeSlotHead = left(slot)
-            store.node(Int(slot)).pointee = leaf
-            store.meta(Int(slot)).pointee = metaByte
-            return slot
-        }
-        store.append(leaf, meta: metaByte)
+        store.append(
+            TreeNode(
+                element: element, summary: Element.summary(of: element, flagged: flagged),
+                left: noNode, right: noNode),
+            meta: flagged ? 1 | treeFlagBit : 1)
         return NodeIndex(store.count - 1)
     }
 

@@ -133,8 +133,10 @@ struct TreeStorage<Element: TreeElement> {
             removed = index
             let leftChild = left(index)
             let rightChild = right(index)
-            if leftChild == noNode { return rightChild }
-            if rightChild == noNode { return leftChild }
+            // With one child missing, AVL balance makes the other a leaf (possibly the
+            // in-order successor); refresh it so a caller's change to the successor shows.
+            if leftChild == noNode { return rightChild == noNode ? noNode : rebalance(rightChild) }
+            if rightChild == noNode { return rebalance(leftChild) }
             let (newRight, successor) = removeMinimum(rightChild)
             node(successor).pointee.left = leftChild
             node(successor).pointee.right = newRight
@@ -248,6 +250,9 @@ struct TreeCarving<Element: TreeElement> {
     var beforeFlagged = false
     var after: Element?
     var afterFlagged = false
+
+    /// How many nodes the carving adds.
+    var newElementCount: Int { (before == nil ? 0 : 1) + (after == nil ? 0 : 1) }
 }
 
 /// A node found by key, with its in-order neighbours (tag included).
@@ -280,20 +285,48 @@ extension TreeStorage {
         metaByte(index).pointee = flagged ? 1 | treeFlagBit : 1
     }
 
-    /// Applies `carving` to `index` using the spare slots for new elements; the caller
-    /// rebalances `index` afterwards.
+    /// Applies `carving` to `index`, placing new elements in the spare slots in order
+    /// (the first new element in `spares.0`); the caller rebalances `index` afterwards.
     private func apply(
         _ carving: TreeCarving<Element>, at index: NodeIndex, spares: (NodeIndex, NodeIndex)
     ) {
         node(index).pointee.element = carving.middle
         setFlag(index, carving.middleFlagged)
+        var nextSpare = spares.0
         if let before = carving.before {
-            makeLeaf(spares.0, before, flagged: carving.beforeFlagged)
-            node(index).pointee.left = insert(spares.0, under: left(index))
+            makeLeaf(nextSpare, before, flagged: carving.beforeFlagged)
+            node(index).pointee.left = insert(nextSpare, under: left(index))
+            nextSpare = spares.1
         }
         if let after = carving.after {
-            makeLeaf(spares.1, after, flagged: carving.afterFlagged)
-            node(index).pointee.right = insert(spares.1, under: right(index))
+            makeLeaf(nextSpare, after, flagged: carving.afterFlagged)
+            node(index).pointee.right = insert(nextSpare, under: right(index))
+        }
+    }
+
+    /// Copies node `from` into the free slot `to` and repoints `from`'s parent (found by
+    /// descending by `key`, `from`'s key) to it. Returns the root afterwards.
+    func relocate(_ from: NodeIndex, to: NodeIndex, key: Element.Key, root: NodeIndex) -> NodeIndex {
+        node(to).pointee = node(from).pointee
+        metaByte(to).pointee = metaByte(from).pointee
+        guard root != from else { return to }
+        var index = root
+        while true {
+            if key < self.key(index) {
+                let child = left(index)
+                if child == from {
+                    node(index).pointee.left = to
+                    return root
+                }
+                index = child
+            } else {
+                let child = right(index)
+                if child == from {
+                    node(index).pointee.right = to
+                    return root
+                }
+                index = child
+            }
         }
     }
 

@@ -94,10 +94,6 @@ struct MinivmmCommand: ParsableCommand {
             Glibc.exit(MachineRunner.run(configuration, logger: logger).code)
         }
     }
-
-    func run() throws {
-        // `main()` drives everything; ArgumentParser never calls this.
-    }
 }
 
 /// What the command line ends with when it does not start a machine.

@@ -40,6 +40,15 @@ struct MinivmmGuestTests {
         #expect(result.stderr.contains("timeout"))
     }
 
+    @Test func timeoutAlsoStopsAGuestBusyWithPortIO() throws {
+        // echo polls LSR forever when stdin ends before a newline: thousands of exits a
+        // second, and the watchdog must still get through.
+        let result = try MinivmmProcess.run(
+            ["--timeout", "1", MinivmmProcess.guest("tests/echo.bin")], stdin: Data("no newline".utf8))
+        #expect(result.status == 124)
+        #expect(result.stdout.isEmpty)
+    }
+
     @Test func pollingUARTWriter() throws {
         let result = try run("uart-hello")
         #expect(result.status == 0)

@@ -7,7 +7,8 @@ import VMAllocator
 /// is the allocator's O(log n) `allocation(containing:)`; a dictionary keyed by window
 /// start then names the device. Windows without a device (in-kernel devices, reserved
 /// pages) and addresses outside every window are unclaimed: reads return all ones, writes
-/// are ignored, and each distinct address is reported once through `onUnclaimed`.
+/// are ignored, and each distinct address is reported once through `onUnclaimed` (up to
+/// a limit that keeps a guest scanning the address space from growing host memory).
 ///
 /// A bus is used from the vCPU thread only. After the first access to an address the
 /// dispatch path does not allocate.
@@ -51,10 +52,9 @@ public final class DeviceBus {
     /// - Parameters:
     ///   - spaceName: names the space in messages ("port", "MMIO").
     ///   - windows: an allocator whose live allocations are the device windows.
-    ///   - reportLimit: how many distinct addresses are remembered and reported; past it
-    ///     (a guest scanning the address space) one final report with
-    ///     ``UnclaimedAccess/isLastReport`` set is made and the rest are silent, so memory
-    ///     stays bounded.
+    ///   - reportLimit: how many distinct addresses are remembered and reported; the report
+    ///     that reaches the limit has ``UnclaimedAccess/isLastReport`` set and later
+    ///     addresses are not reported, so memory stays bounded.
     ///   - onUnclaimed: called once per distinct unclaimed address.
     public init(
         spaceName: String, windows: AddressAllocator, reportLimit: Int = DeviceBus.defaultReportLimit,

@@ -11,13 +11,25 @@ public enum MachineRunner {
         // monitor: console writes then fail with EPIPE and are dropped.
         signal(SIGPIPE, SIG_IGN)
         do {
-            let status = try Machine(configuration: configuration, logger: logger).run()
-            logger.info("machine stopped: \(status) (exit status \(status.code))")
+            let clock = ContinuousClock()
+            let start = clock.now
+            let machine = try Machine(configuration: configuration, logger: logger)
+            let ready = clock.now
+            let status = machine.run()
+            let stopped = clock.now
+            logger.info(
+                "machine stopped: \(status) (exit status \(status.code)); set-up \(milliseconds(ready - start)) ms, guest run \(milliseconds(stopped - ready)) ms")
             return status
         } catch {
             logger.error("\(error.message)")
             return error.status
         }
     }
-}
 
+    /// `duration` in milliseconds with one decimal, e.g. "5.7".
+    private static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
+        return "\(tenths / 10).\(tenths % 10)"
+    }
+}
