@@ -18,8 +18,6 @@ let package = Package(
             exact: "1.38.1",
             traits: ["MallocInterposer"]
         ),
-        // Read directly for the "heap per live allocation" figure.
-        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
     ],
     targets: [
         .executableTarget(
@@ -27,12 +25,13 @@ let package = Package(
             dependencies: [
                 .product(name: "VMAllocator", package: "swift-vm-allocator"),
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+                "CHeapUsage",
             ],
             path: "Benchmarks/AllocatorBenchmarks",
             plugins: [
                 .plugin(name: "BenchmarkPlugin", package: "benchmark"),
             ]
         ),
+        .target(name: "CHeapUsage", path: "Benchmarks/CHeapUsage"),
     ]
 )

@@ -87,7 +87,8 @@ struct FuzzAddressProgram {
         default: .exactMatch(pickAddress(size: size, alignment: alignment))
         }
         let expected = model.expectedAllocation(size: size, alignment: alignment, policy: policy)
-        let before = allocator
+        // Copy only when the call must fail: a copy makes the next mutation copy the tree.
+        let before = expected.isFailure ? allocator : nil
         let what = "allocate(size: \(size), alignment: \(alignment), policy: \(policy))"
         do {
             let range = try allocator.allocate(size: size, alignment: alignment, policy: policy)
@@ -104,7 +105,8 @@ struct FuzzAddressProgram {
         let range = pickRangeToFree()
         var expectedModel = model
         let expected = expectedModel.free(range)
-        let before = allocator
+        // Copy only when the call must fail: a copy makes the next mutation copy the tree.
+        let before = expected.isFailure ? allocator : nil
         do {
             try allocator.free(range)
             guard case .success = expected else { fuzzFail("free(\(range)) succeeded, expected \(expected)") }

@@ -29,3 +29,10 @@ func fuzzUnwrap<T>(_ value: T?, _ what: @autoclosure () -> String) -> T {
     guard let value else { fuzzFail(what()) }
     return value
 }
+
+extension Result {
+    var isFailure: Bool {
+        if case .failure = self { return true }
+        return false
+    }
+}

@@ -133,6 +133,8 @@ public struct AddressAllocator: Sendable {
     private mutating func placeInGaps(
         size: UInt64, alignment: UInt64, fromEnd: Bool
     ) -> RangeInclusive? {
+        // Cheap early out (no storage touched, so no copy of shared storage either).
+        guard nodes.root != noNode, nodes.subtreeSummary(nodes.root) >= size else { return nil }
         var planner = GapPlanner(size: size, alignment: alignment, fromEnd: fromEnd)
         _ = nodes.carveFirst(fromEnd: fromEnd, planner: &planner)
         return planner.found
@@ -202,20 +204,15 @@ public struct AddressAllocator: Sendable {
     /// - Throws: `resourceNotAvailable` unless `range` is exactly one live allocation.
     /// - Complexity: O(log n).
     public mutating func free(_ range: RangeInclusive) throws(AllocatorError) {
-        let (_, match, successor) = nodes.neighbors(of: range.start)
-        guard match != noNode else { throw .resourceNotAvailable }
-        let freed = nodes.element(match)
-        guard freed.end == range.end else { throw .resourceNotAvailable }
-        if successor != noNode {
-            // The next gap grows back to where the freed allocation's gap began; the
-            // removal below refreshes the summaries on the successor's path.
-            var grown = nodes.element(successor)
-            grown.gapStart = freed.gapStart
-            nodes.setElement(successor, grown, flagged: false)
-        } else {
+        // One pass: unlink the allocation and grow the next gap back to where the freed
+        // allocation's gap began.
+        let (removed, hadSuccessor) = nodes.remove(
+            key: range.start, where: { $0.end == range.end },
+            adjustingSuccessor: { successor, freed in successor.gapStart = freed.gapStart })
+        guard let freed = removed else { throw .resourceNotAvailable }
+        if !hadSuccessor {
             tailStart = freed.gapStart
         }
-        nodes.remove(key: freed.start)
         allocatedSize -= range.count
     }
 
@@ -262,43 +259,5 @@ public struct AddressAllocator: Sendable {
             AddressNode.summary(of: node, flagged: false) == largestGap
         }
         return nodes.element(node).gap
-    }
-}
-
-/// The lowest aligned placement of `size` bytes in `block`, if one fits.
-private func firstFit(in block: RangeInclusive, size: UInt64, alignment: UInt64) -> RangeInclusive? {
-    let mask = alignment - 1
-    guard block.start <= UInt64.max - mask else { return nil }
-    let start = (block.start + mask) & ~mask
-    guard start <= block.end, block.end - start >= size - 1 else { return nil }
-    return RangeInclusive(validatedStart: start, end: start + (size - 1))
-}
-
-/// The highest aligned placement of `size` bytes in `block`, if one fits.
-private func lastFit(in block: RangeInclusive, size: UInt64, alignment: UInt64) -> RangeInclusive? {
-    guard block.end - block.start >= size - 1 else { return nil }
-    let start = (block.end - (size - 1)) & ~(alignment - 1)
-    guard start >= block.start else { return nil }
-    return RangeInclusive(validatedStart: start, end: start + (size - 1))
-}
-
-/// Finds the gap a first- or last-match allocation goes into, and carves it.
-private struct GapPlanner: CarvePlanner {
-    let size: UInt64
-    let alignment: UInt64
-    let fromEnd: Bool
-    /// The allocation, once placed.
-    var found: RangeInclusive?
-
-    func mayContain(_ largestGap: UInt64) -> Bool { largestGap >= size }
-
-    mutating func plan(_ node: AddressNode, flagged: Bool) -> TreeCarving<AddressNode>? {
-        guard let gap = node.gap,
-            let fit = fromEnd
-                ? lastFit(in: gap, size: size, alignment: alignment)
-                : firstFit(in: gap, size: size, alignment: alignment)
-        else { return nil }
-        found = fit
-        return AddressAllocator.carving(fit, outOf: node)
     }
 }

@@ -14,8 +14,8 @@ struct FreeIdRun: TreeElement {
 /// lines or device slots in a VMM, always the smallest free one.
 ///
 /// Free IDs are kept as runs in an AVL tree, each run tagged "released" (handed out and
-/// freed) or "never handed out", so memory grows with the number of runs, not IDs.
-/// Copies are O(1) and copy-on-write.
+/// freed) or "never handed out", so memory grows with the number of runs (17 bytes
+/// each), not IDs. Copies are O(1) and copy-on-write.
 ///
 /// ## Codable format
 /// A keyed container, stable across versions:
@@ -29,9 +29,9 @@ struct FreeIdRun: TreeElement {
 /// elements, `rangeBase <= start <= end <= rangeEnd`, state 0 or 1, starts after the
 /// previous run ends, and is not directly adjacent to a previous run of the same state.
 public struct IdAllocator: Sendable {
-    /// The smallest ID handed out.
+    /// The smallest ID in the range.
     public let rangeBase: UInt32
-    /// The largest ID handed out (inclusive).
+    /// The largest ID in the range (inclusive).
     public let rangeEnd: UInt32
     /// Number of free IDs (released or never handed out).
     public private(set) var freeCount: UInt64
@@ -62,9 +62,13 @@ public struct IdAllocator: Sendable {
         self.runs = OrderedTree(sorted: runs)
     }
 
-    /// Hands out the smallest free ID.
+    /// Hands out the smallest free ID, released or never handed out.
     ///
-    /// - Throws: `resourceNotAvailable` when every ID is live.
+    /// Unless ``allocate(id:)`` skipped IDs, every released ID is below every ID never
+    /// handed out, so this is the smallest released ID, else the next new one.
+    ///
+    /// - Throws: `resourceNotAvailable` when every ID is live (also for a range ending at
+    ///   `UInt32.max`).
     /// - Complexity: O(log r), r the number of free runs.
     public mutating func allocateID() throws(AllocatorError) -> UInt32 {
         let node = runs.first

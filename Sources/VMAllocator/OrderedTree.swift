@@ -109,9 +109,8 @@ struct OrderedTree<Element: TreeElement>: Sendable {
 
     /// Replaces the element and tag of `node` without restructuring.
     ///
-    /// The new key must keep the in-order sequence sorted. Summaries are not refreshed:
-    /// this suits trees without summaries, or a change followed by a ``remove(key:)``
-    /// that refreshes them; otherwise use ``update(key:_:)``.
+    /// The new key must keep the in-order sequence sorted. Summaries are not refreshed,
+    /// so this suits only trees without summaries.
     mutating func setElement(_ node: NodeIndex, _ element: Element, flagged: Bool) {
         makeUnique()
         let index = checked(node)
@@ -136,19 +135,40 @@ struct OrderedTree<Element: TreeElement>: Sendable {
     /// Storage stays dense, so another node may move to a new index: node indices held
     /// from before a removal are invalid after it.
     ///
-    /// Afterwards the summaries are fresh on the whole path from the root to the removed
-    /// node's in-order successor, so a caller may change that successor's summary with
-    /// ``setElement(_:_:flagged:)`` just before removing.
-    ///
     /// - Complexity: O(log n).
     mutating func remove(key: Element.Key) {
-        guard root != noNode else { return }
-        let oldRoot = root
-        var removed = noNode
-        withMutableStorage { $0.remove(key, from: oldRoot, removed: &removed) }
-        if removed != noNode {
-            releaseSlot(removed)
+        _ = remove(key: key, where: { _ in true }, adjustingSuccessor: { _, _ in })
+    }
+
+    /// Removes the node with key `key` if `accept` approves its element and, in the same
+    /// pass, lets `adjust` change the in-order successor's element (never its key) given
+    /// the removed one. Returns the removed element (`nil` if none was removed) and
+    /// whether a successor existed.
+    ///
+    /// Storage stays dense, so node indices held from before a removal are invalid
+    /// after it.
+    ///
+    /// - Complexity: O(log n).
+    mutating func remove(
+        key: Element.Key, where accept: (Element) -> Bool,
+        adjustingSuccessor adjust: (inout Element, Element) -> Void
+    ) -> (removed: Element?, hadSuccessor: Bool) {
+        guard root != noNode else { return (nil, false) }
+        if !isKnownUniquelyReferenced(&store) {
+            // Don't copy shared storage for a removal that will not happen.
+            let found = floor(key)
+            guard found != noNode, self.key(found) == key, accept(element(found)) else {
+                return (nil, false)
+            }
         }
+        let oldRoot = root
+        var removal = TreeRemoval<Element>()
+        withMutableStorage {
+            $0.remove(key, from: oldRoot, accept: accept, adjust: adjust, removal: &removal)
+        }
+        guard removal.index != noNode else { return (nil, false) }
+        releaseSlot(removal.index)
+        return (removal.element, removal.successorAdjusted)
     }
 
     /// Frees the unlinked slot `slot`, keeping storage dense: the last slot's node moves
@@ -196,25 +216,6 @@ struct OrderedTree<Element: TreeElement>: Sendable {
         let oldRoot = root
         withMutableStorage { $0.carve(key: key, in: oldRoot, carving, spares: spares) }
         settleSpares(spares, used: carving.newElementCount)
-    }
-
-    /// Finds the node with key `key` and lets `body` replace its element and tag (keeping
-    /// key order), refreshing the summaries, in one descent.
-    ///
-    /// - Complexity: O(log n).
-    @discardableResult
-    mutating func update(
-        key: Element.Key,
-        _ body: (TreeNeighborhood<Element>) -> (element: Element, flagged: Bool)?
-    ) -> TreeUpdateOutcome {
-        guard root != noNode else { return .notFound }
-        let oldRoot = root
-        var outcome = TreeUpdateOutcome.notFound
-        withMutableStorage { storage in
-            outcome = storage.update(key: key, root: oldRoot, body)
-            return oldRoot
-        }
-        return outcome
     }
 
     /// A slot for a node that may be created inside an unchecked pass (which cannot grow

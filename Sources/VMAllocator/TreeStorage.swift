@@ -34,7 +34,7 @@ struct TreeStorage<Element: TreeElement> {
 
     // MARK: Summaries and balance
 
-    @inline(__always) private func updateSummary(_ index: NodeIndex) {
+    @inline(__always) func updateSummary(_ index: NodeIndex) {
         let current = node(index)
         var summary = Element.summary(
             of: current.pointee.element, flagged: metaByte(index).pointee & treeFlagBit != 0)
@@ -47,7 +47,7 @@ struct TreeStorage<Element: TreeElement> {
 
     /// Recomputes the height and summary of `index` from its children, reading each
     /// child once.
-    @inline(__always) private func update(_ index: NodeIndex) {
+    @inline(__always) func update(_ index: NodeIndex) {
         let current = node(index)
         let meta = metaByte(index)
         let oldMeta = meta.pointee
@@ -88,7 +88,7 @@ struct TreeStorage<Element: TreeElement> {
 
     /// Restores the AVL balance at `index` after one of its subtrees changed height by
     /// at most one, and refreshes its height and summary.
-    private func rebalance(_ index: NodeIndex) -> NodeIndex {
+    func rebalance(_ index: NodeIndex) -> NodeIndex {
         let leftHeight = height(left(index))
         let rightHeight = height(right(index))
         if leftHeight > rightHeight + 1 {
@@ -111,33 +111,87 @@ struct TreeStorage<Element: TreeElement> {
 
     // MARK: Structural updates
 
+    /// The height and summary of `index`, to tell whether an update below changed it.
+    @inline(__always) private func state(_ index: NodeIndex) -> (UInt8, Element.Summary)? {
+        index == noNode ? nil : (metaByte(index).pointee, node(index).pointee.summary)
+    }
+
+    /// Whether `child` is still the same subtree root with the same height and summary
+    /// as `before`: then nothing above it needs refreshing.
+    @inline(__always) private func isUnchanged(
+        _ child: NodeIndex, was oldChild: NodeIndex, before: (UInt8, Element.Summary)?
+    ) -> Bool {
+        guard child == oldChild, let before, let after = state(child) else { return false }
+        return before.0 == after.0 && before.1 == after.1
+    }
+
     func insert(_ new: NodeIndex, under parent: NodeIndex) -> NodeIndex {
         guard parent != noNode else { return new }
         if key(new) < key(parent) {
-            node(parent).pointee.left = insert(new, under: left(parent))
+            let child = left(parent)
+            let before = state(child)
+            let newChild = insert(new, under: child)
+            node(parent).pointee.left = newChild
+            if isUnchanged(newChild, was: child, before: before) { return parent }
         } else {
-            node(parent).pointee.right = insert(new, under: right(parent))
+            let child = right(parent)
+            let before = state(child)
+            let newChild = insert(new, under: child)
+            node(parent).pointee.right = newChild
+            if isUnchanged(newChild, was: child, before: before) { return parent }
         }
         return rebalance(parent)
     }
 
-    /// Unlinks the node with key `key` below `index`, reporting it in `removed`.
-    func remove(_ key: Element.Key, from index: NodeIndex, removed: inout NodeIndex) -> NodeIndex {
+    /// Unlinks the node with key `key` below `index` if `accept` approves its element,
+    /// recording it in `removal`, and lets `adjust` change its in-order successor's
+    /// element (not its key) in the same pass. Returns the new subtree root.
+    func remove(
+        _ key: Element.Key, from index: NodeIndex, accept: (Element) -> Bool,
+        adjust: (inout Element, Element) -> Void, removal: inout TreeRemoval<Element>
+    ) -> NodeIndex {
         guard index != noNode else { return noNode }
         let nodeKey = self.key(index)
         if key < nodeKey {
-            node(index).pointee.left = remove(key, from: left(index), removed: &removed)
+            let child = left(index)
+            let before = state(child)
+            let newChild = remove(key, from: child, accept: accept, adjust: adjust, removal: &removal)
+            node(index).pointee.left = newChild
+            if removal.successorPending {
+                // The removed node had no right subtree: its successor is the nearest
+                // ancestor it lies left of, this one.
+                removal.successorPending = false
+                removal.successorAdjusted = true
+                adjust(&node(index).pointee.element, removal.element!)
+                return rebalance(index)
+            }
+            if isUnchanged(newChild, was: child, before: before) { return index }
         } else if nodeKey < key {
-            node(index).pointee.right = remove(key, from: right(index), removed: &removed)
+            let child = right(index)
+            let before = state(child)
+            let newChild = remove(key, from: child, accept: accept, adjust: adjust, removal: &removal)
+            node(index).pointee.right = newChild
+            if isUnchanged(newChild, was: child, before: before) { return index }
         } else {
-            removed = index
+            let element = node(index).pointee.element
+            guard accept(element) else { return index }
+            removal.index = index
+            removal.element = element
             let leftChild = left(index)
             let rightChild = right(index)
-            // With one child missing, AVL balance makes the other a leaf (possibly the
-            // in-order successor); refresh it so a caller's change to the successor shows.
-            if leftChild == noNode { return rightChild == noNode ? noNode : rebalance(rightChild) }
-            if rightChild == noNode { return rebalance(leftChild) }
+            if rightChild == noNode {
+                removal.successorPending = true
+                // AVL balance makes a lone child a leaf.
+                return leftChild == noNode ? noNode : rebalance(leftChild)
+            }
+            removal.successorAdjusted = true
+            if leftChild == noNode {
+                // The lone right child is a leaf, and the successor.
+                adjust(&node(rightChild).pointee.element, element)
+                return rebalance(rightChild)
+            }
             let (newRight, successor) = removeMinimum(rightChild)
+            adjust(&node(successor).pointee.element, element)
             node(successor).pointee.left = leftChild
             node(successor).pointee.right = newRight
             return rebalance(successor)
@@ -227,82 +281,6 @@ struct TreeStorage<Element: TreeElement> {
         if matches(node(index).pointee.element, metaByte(index).pointee & treeFlagBit != 0) { return index }
         return firstNode(in: right(index), mayContain: mayContain, matches: matches)
     }
-}
-
-/// Deeper than any AVL tree with 32-bit node indices (at most 46 levels) can be.
-let maximumDepth = 64
-
-/// Chooses the node ``OrderedTree/carveFirst(fromEnd:planner:)`` carves.
-protocol CarvePlanner<Element> {
-    associatedtype Element: TreeElement
-    /// Whether a subtree (or a node) with this summary can hold a node `plan` accepts.
-    func mayContain(_ summary: Element.Summary) -> Bool
-    /// How to carve this node, or `nil` to pass it over.
-    mutating func plan(_ element: Element, flagged: Bool) -> TreeCarving<Element>?
-}
-
-/// How to split one node: the element and tag that replace it, and up to two new
-/// elements to insert immediately before and after it in key order.
-struct TreeCarving<Element: TreeElement> {
-    var middle: Element
-    var middleFlagged: Bool
-    var before: Element?
-    var beforeFlagged = false
-    var after: Element?
-    var afterFlagged = false
-
-    /// How many nodes the carving adds.
-    var newElementCount: Int { (before == nil ? 0 : 1) + (after == nil ? 0 : 1) }
-}
-
-/// A node found by key, with its in-order neighbours (tag included).
-struct TreeNeighborhood<Element: TreeElement> {
-    var element: Element
-    var flagged: Bool
-    var predecessor: (element: Element, flagged: Bool)?
-    var successor: (element: Element, flagged: Bool)?
-}
-
-/// What ``OrderedTree/update(key:_:)`` did.
-enum TreeUpdateOutcome {
-    case notFound, declined, updated
-}
-
-extension TreeStorage {
-    @inline(__always) func isFlagged(_ index: NodeIndex) -> Bool {
-        metaByte(index).pointee & treeFlagBit != 0
-    }
-
-    @inline(__always) private func setFlag(_ index: NodeIndex, _ flagged: Bool) {
-        let height = metaByte(index).pointee & ~treeFlagBit
-        metaByte(index).pointee = flagged ? height | treeFlagBit : height
-    }
-
-    @inline(__always) private func makeLeaf(_ index: NodeIndex, _ element: Element, flagged: Bool) {
-        node(index).pointee = TreeNode(
-            element: element, summary: Element.summary(of: element, flagged: flagged),
-            left: noNode, right: noNode)
-        metaByte(index).pointee = flagged ? 1 | treeFlagBit : 1
-    }
-
-    /// Applies `carving` to `index`, placing new elements in the spare slots in order
-    /// (the first new element in `spares.0`); the caller rebalances `index` afterwards.
-    private func apply(
-        _ carving: TreeCarving<Element>, at index: NodeIndex, spares: (NodeIndex, NodeIndex)
-    ) {
-        node(index).pointee.element = carving.middle
-        setFlag(index, carving.middleFlagged)
-        var nextSpare = spares.0
-        if let before = carving.before {
-            makeLeaf(nextSpare, before, flagged: carving.beforeFlagged)
-            node(index).pointee.left = insert(nextSpare, under: left(index))
-            nextSpare = spares.1
-        }
-        if let after = carving.after {
-            makeLeaf(nextSpare, after, flagged: carving.afterFlagged)
-            node(index).pointee.right = insert(nextSpare, under: right(index))
-        }
-    }
 
     /// Copies node `from` into the free slot `to` and repoints `from`'s parent (found by
     /// descending by `key`, `from`'s key) to it. Returns the root afterwards.
@@ -329,150 +307,14 @@ extension TreeStorage {
             }
         }
     }
+}
 
-    /// Carves the in-order first (or last, if `fromEnd`) node for which `plan` returns a
-    /// carving, visiting only subtrees (and nodes) whose summary passes `mayContain`, then
-    /// rebalances along the path back to the root. Returns the new root.
-    func carveFirst(
-        root: NodeIndex, fromEnd: Bool, planner: inout some CarvePlanner<Element>,
-        spares: (NodeIndex, NodeIndex), done: inout TreeCarving<Element>?
-    ) -> NodeIndex {
-        guard root != noNode, planner.mayContain(node(root).pointee.summary) else { return root }
-        return withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
-            // Bit d of `turnedFar` says the path went to the far child below depth d.
-            var turnedFar: UInt64 = 0
-            var depth = 0
-            var index = root
-            search: while true {
-                path[depth] = index
-                depth += 1
-                let near = fromEnd ? right(index) : left(index)
-                if near != noNode, planner.mayContain(node(near).pointee.summary) {
-                    turnedFar &= ~(1 << UInt64(depth - 1))
-                    index = near
-                    continue search
-                }
-                while true {
-                    let current = node(index).pointee
-                    let flagged = isFlagged(index)
-                    if planner.mayContain(Element.summary(of: current.element, flagged: flagged)),
-                        let carving = planner.plan(current.element, flagged: flagged)
-                    {
-                        done = carving
-                        apply(carving, at: index, spares: spares)
-                        break search
-                    }
-                    let far = fromEnd ? current.left : current.right
-                    if far != noNode, planner.mayContain(node(far).pointee.summary) {
-                        turnedFar |= 1 << UInt64(depth - 1)
-                        index = far
-                        continue search
-                    }
-                    // Climb to the nearest ancestor whose near subtree this was.
-                    repeat {
-                        depth -= 1
-                        if depth == 0 { return root }
-                    } while turnedFar & (1 << UInt64(depth - 1)) != 0
-                    index = path[depth - 1]
-                }
-            }
-            return rebalancePath(path, depth: depth, turnedFar: turnedFar, fromEnd: fromEnd)
-        }
-    }
-
-    /// Rebalances `path[0..<depth]` bottom-up after the subtree at its end changed,
-    /// relinking each rebuilt subtree into its parent, and returns the new root.
-    private func rebalancePath(
-        _ path: UnsafeMutableBufferPointer<NodeIndex>, depth: Int, turnedFar: UInt64,
-        fromEnd: Bool
-    ) -> NodeIndex {
-        var level = depth - 1
-        var subtree = rebalance(path[level])
-        while level > 0 {
-            level -= 1
-            let parent = path[level]
-            let wentRight = (turnedFar & (1 << UInt64(level)) != 0) != fromEnd
-            if wentRight {
-                node(parent).pointee.right = subtree
-            } else {
-                node(parent).pointee.left = subtree
-            }
-            subtree = rebalance(parent)
-        }
-        return subtree
-    }
-
-    /// Carves the node with key `key` (which must exist) and rebalances on the way back.
-    func carve(
-        key: Element.Key, in index: NodeIndex, _ carving: TreeCarving<Element>,
-        spares: (NodeIndex, NodeIndex)
-    ) -> NodeIndex {
-        guard index != noNode else { return noNode }
-        let nodeKey = self.key(index)
-        if key < nodeKey {
-            node(index).pointee.left = carve(key: key, in: left(index), carving, spares: spares)
-        } else if nodeKey < key {
-            node(index).pointee.right = carve(key: key, in: right(index), carving, spares: spares)
-        } else {
-            apply(carving, at: index, spares: spares)
-        }
-        return rebalance(index)
-    }
-
-    /// Finds the node with key `key` and, if `body` returns a replacement, stores it and
-    /// refreshes the summaries on the path, all in one descent.
-    func update(
-        key: Element.Key, root: NodeIndex,
-        _ body: (TreeNeighborhood<Element>) -> (element: Element, flagged: Bool)?
-    ) -> TreeUpdateOutcome {
-        withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
-            var depth = 0
-            var index = root
-            var predecessor = noNode
-            var successor = noNode
-            while index != noNode {
-                path[depth] = index
-                depth += 1
-                let nodeKey = self.key(index)
-                if nodeKey < key {
-                    predecessor = index
-                    index = right(index)
-                } else if key < nodeKey {
-                    successor = index
-                    index = left(index)
-                } else {
-                    break
-                }
-            }
-            guard index != noNode else { return .notFound }
-            var below = left(index)
-            while below != noNode {
-                predecessor = below
-                below = right(below)
-            }
-            var above = right(index)
-            while above != noNode {
-                successor = above
-                above = left(above)
-            }
-            let neighborhood = TreeNeighborhood(
-                element: node(index).pointee.element, flagged: isFlagged(index),
-                predecessor: predecessor == noNode
-                    ? nil : (node(predecessor).pointee.element, isFlagged(predecessor)),
-                successor: successor == noNode
-                    ? nil : (node(successor).pointee.element, isFlagged(successor)))
-            guard let replacement = body(neighborhood) else { return .declined }
-            node(index).pointee.element = replacement.element
-            setFlag(index, replacement.flagged)
-            // Ancestors depend only on their children's summaries: once one is unchanged,
-            // so are all above it.
-            while depth > 0 {
-                depth -= 1
-                let before = node(path[depth]).pointee.summary
-                updateSummary(path[depth])
-                if node(path[depth]).pointee.summary == before { break }
-            }
-            return .updated
-        }
-    }
+/// What a removal pass found and did.
+struct TreeRemoval<Element: TreeElement> {
+    var index = noNode
+    var element: Element?
+    /// The removed node's successor is an ancestor not yet reached on the way up.
+    var successorPending = false
+    /// The successor exists and was adjusted.
+    var successorAdjusted = false
 }

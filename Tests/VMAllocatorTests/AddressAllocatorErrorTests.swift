@@ -274,4 +274,18 @@ struct AddressAllocatorErrorTests {
         expectFailure(.resourceNotAvailable, on: a) { a throws(AllocatorError) in try a.free(r(0, 0xfff)) }
         expectFailure(.resourceNotAvailable, on: a) { a throws(AllocatorError) in try a.free(r(0, 0)) }
     }
+
+    @Test func everyErrorDescribesItselfOnOneLine() {
+        let all: [AllocatorError] = [
+            .overflow, .underflow, .resourceNotAvailable, .invalidAlignment, .unalignedAddress,
+            .outOfRange(7), .alreadyReleased(7), .neverAllocated(7), .alreadyAllocated(7),
+            .invalidRange(5, 4), .invalidSize(0),
+        ]
+        let texts = all.map { String(describing: $0) }
+        for text in texts {
+            #expect(!text.isEmpty && !text.contains("\n"), "\(text)")
+        }
+        #expect(Set(texts).count == all.count, "descriptions must tell the errors apart")
+        #expect(Set(all).count == all.count)
+    }
 }

@@ -18,9 +18,8 @@ struct AddressAllocatorPropertyTests {
         var testDescription: String { name }
     }
 
-    // Scenarios keep few live allocations (crowdLimit) because every step compares the
-    // whole state with the model, which is O(n); one scenario grows a deep tree instead.
-
+    /// Most scenarios keep few live allocations (crowdLimit) because every step compares
+    /// the whole state with the model, which is O(n); one scenario grows a deep tree.
     static let scenarios: [Scenario] = [
         Scenario(name: "64 bytes at 0", base: 0, size: 64, seed: 0xA001, operations: 7_000),
         Scenario(name: "100 bytes at 1", base: 1, size: 100, seed: 0xA002, operations: 6_000),

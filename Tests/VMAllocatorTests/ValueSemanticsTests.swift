@@ -119,4 +119,38 @@ struct ValueSemanticsTests {
         #expect(try a.allocateID() == 20)
         #expect(try b.allocateID() == 10)
     }
+
+    /// Copies sent to concurrent tasks share storage until each first mutates; every task
+    /// must see exactly what a sequential run from the same snapshot sees.
+    @Test func copiesMutatedConcurrentlyStayIndependent() async throws {
+        var shared = space(base: 0, size: 1 << 32)
+        for _ in 0..<200 { _ = try shared.allocate(size: 0x1000, alignment: 0x1000) }
+        let snapshot = shared
+        @Sendable func workload(_ seed: UInt64, _ start: AddressAllocator) -> [RangeInclusive] {
+            var rng = SplitMix64(fixedSeed: seed)
+            var a = start
+            for _ in 0..<300 {
+                if rng.chance(50), let victim = a.allocations.randomElement(using: &rng) {
+                    try? a.free(victim)
+                } else {
+                    _ = try? a.allocate(size: rng.uint64(in: 1...0x3000), alignment: 0x1000,
+                                        policy: rng.chance(50) ? .firstMatch : .lastMatch)
+                }
+            }
+            return a.allocations
+        }
+        let seeds: [UInt64] = [1, 2, 3, 4, 5, 6]
+        let concurrent = await withTaskGroup(of: (UInt64, [RangeInclusive]).self) { group in
+            for seed in seeds { group.addTask { (seed, workload(seed, snapshot)) } }
+            var results: [UInt64: [RangeInclusive]] = [:]
+            for await (seed, allocations) in group { results[seed] = allocations }
+            return results
+        }
+        for seed in seeds {
+            #expect(concurrent[seed] == workload(seed, snapshot), "seed \(seed)")
+        }
+        #expect(snapshot == shared)
+        #expect(snapshot.allocations.count == 200)
+        #expect(snapshot.checkInvariants() == nil)
+    }
 }
