@@ -41,6 +41,17 @@ struct FuzzAddressModel: Equatable {
         live.first { $0.contains(address) }
     }
 
+    /// The same answer by binary search, for the bulk operations of a burst.
+    func allocation(containingSorted address: UInt64) -> RangeInclusive? {
+        var low = 0
+        var high = live.count
+        while low < high {
+            let middle = (low + high) / 2
+            if live[middle].end < address { low = middle + 1 } else { high = middle }
+        }
+        return low < live.count && live[low].contains(address) ? live[low] : nil
+    }
+
     /// What `allocate(size:alignment:policy:)` must return, following issue 2 to the letter.
     func expectedAllocation(size: UInt64, alignment: UInt64, policy: AllocPolicy)
         -> Result<RangeInclusive, AllocatorError>
@@ -80,8 +91,13 @@ struct FuzzAddressModel: Equatable {
     }
 
     mutating func insert(_ range: RangeInclusive) {
-        let position = live.firstIndex { $0.start > range.start } ?? live.endIndex
-        live.insert(range, at: position)
+        var low = 0
+        var high = live.count
+        while low < high {
+            let middle = (low + high) / 2
+            if live[middle].start < range.start { low = middle + 1 } else { high = middle }
+        }
+        live.insert(range, at: low)
     }
 
     /// What `free(_:)` must do; removes the range when it is exactly one live allocation.

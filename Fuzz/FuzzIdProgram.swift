@@ -9,6 +9,7 @@ struct FuzzIdProgram {
     private var model: FuzzIdModel
     private var saved: (allocator: IdAllocator, model: FuzzIdModel)?
     private var operations = 0
+    private var burstDone = false
 
     init(_ input: FuzzInput) {
         self.input = input
@@ -53,9 +54,13 @@ struct FuzzIdProgram {
             case 3: allocateSpecific()
             case 4, 5: free()
             case 6: snapshot()
+            // JSON of a burst-sized allocator is slow to build; do it on every 8th op only.
+            case 7 where model.live.count >= 512 && operations % 8 != 0, 8 where model.live.count >= 512 && operations % 8 != 0:
+                break
             case 7: codableRoundTrip()
             case 8: corruptedSnapshot()
-            default: verify("query", touched: [pickID()])
+            default:
+                if input.byte() % 8 == 0 { burst() } else { verify("query", touched: [pickID()]) }
             }
         }
     }
@@ -105,6 +110,27 @@ struct FuzzIdProgram {
             guard allocator == before else { fuzzFail("freeID(\(id)) threw but changed the allocator") }
         }
         verify("freeID(\(id))", touched: [id])
+    }
+
+    /// Once per program: thousands of `allocate(id:)` at a stride, leaving a free run
+    /// between neighbours, so the tree of runs outgrows its first storage chunk.
+    private mutating func burst() {
+        guard !burstDone else { return }
+        burstDone = true
+        let count = 1 + Int(input.byte()) * 12
+        let first = model.rangeBase &+ UInt32(input.uint16())
+        let stride = 2 + UInt32(input.byte() % 3)
+        for index in 0..<UInt32(count) {
+            let id = first &+ index &* stride
+            let expected = model.allocate(id: id)
+            do {
+                try allocator.allocate(id: id)
+                guard case .success = expected else { fuzzFail("burst allocate(id: \(id)) succeeded, expected \(expected)") }
+            } catch {
+                guard case .failure(error) = expected else { fuzzFail("burst allocate(id: \(id)) threw \(error), expected \(expected)") }
+            }
+        }
+        verify("burst of \(count) from \(first) by \(stride)", touched: [first, first &+ stride])
     }
 
     /// Copies are values: save, restore, or mutate a copy and check the original kept still.

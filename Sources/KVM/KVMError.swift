@@ -81,3 +81,15 @@ public enum KVMError: Error, Equatable, Sendable, CustomStringConvertible {
 func lastError(_ operation: String) -> KVMError {
     .failed(operation: operation, errno: Errno(rawValue: ckvm_errno()))
 }
+
+/// Issues the ioctl `request` on `fileDescriptor` with a pointer to `argument`, and throws
+/// the errno as a ``KVMError/failed(operation:errno:)`` named `operation` if it fails.
+@inline(__always)
+func ioctl<Argument>(
+    _ fileDescriptor: Int32, _ request: UInt, _ operation: String, _ argument: inout Argument
+) throws(KVMError) {
+    let result = withUnsafeMutablePointer(to: &argument) {
+        ckvm_ioctl_pointer(fileDescriptor, request, $0)
+    }
+    guard result == 0 else { throw lastError(operation) }
+}

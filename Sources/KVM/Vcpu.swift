@@ -46,18 +46,14 @@ public final class Vcpu {
     /// Reads the general-purpose registers (`KVM_GET_REGS`).
     public func getRegisters() throws(KVMError) -> Registers {
         var registers = Registers()
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_GET_REGS, &registers) == 0 else {
-            throw lastError("KVM_GET_REGS")
-        }
+        try ioctl(fileDescriptor, CKVM_GET_REGS, "KVM_GET_REGS", &registers)
         return registers
     }
 
     /// Writes the general-purpose registers (`KVM_SET_REGS`).
     public func setRegisters(_ registers: Registers) throws(KVMError) {
         var registers = registers
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_SET_REGS, &registers) == 0 else {
-            throw lastError("KVM_SET_REGS")
-        }
+        try ioctl(fileDescriptor, CKVM_SET_REGS, "KVM_SET_REGS", &registers)
     }
 
     /// Reads the registers, lets `body` change them, and writes them back.
@@ -70,18 +66,14 @@ public final class Vcpu {
     /// Reads the special registers (`KVM_GET_SREGS`).
     public func getSpecialRegisters() throws(KVMError) -> SpecialRegisters {
         var registers = SpecialRegisters()
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_GET_SREGS, &registers) == 0 else {
-            throw lastError("KVM_GET_SREGS")
-        }
+        try ioctl(fileDescriptor, CKVM_GET_SREGS, "KVM_GET_SREGS", &registers)
         return registers
     }
 
     /// Writes the special registers (`KVM_SET_SREGS`).
     public func setSpecialRegisters(_ registers: SpecialRegisters) throws(KVMError) {
         var registers = registers
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_SET_SREGS, &registers) == 0 else {
-            throw lastError("KVM_SET_SREGS")
-        }
+        try ioctl(fileDescriptor, CKVM_SET_SREGS, "KVM_SET_SREGS", &registers)
     }
 
     /// Reads the special registers, lets `body` change them, and writes them back.

@@ -47,9 +47,7 @@ public final class VirtualMachine: Sendable {
         var region = kvm_userspace_memory_region(
             slot: slot, flags: flags.rawValue, guest_phys_addr: guestAddress, memory_size: size,
             userspace_addr: UInt64(UInt(bitPattern: hostAddress)))
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_SET_USER_MEMORY_REGION, &region) == 0 else {
-            throw lastError("KVM_SET_USER_MEMORY_REGION")
-        }
+        try ioctl(fileDescriptor, CKVM_SET_USER_MEMORY_REGION, "KVM_SET_USER_MEMORY_REGION", &region)
     }
 
     /// Maps all of `mapping` at `guestAddress` as memory slot `slot`. The caller keeps
@@ -75,9 +73,7 @@ public final class VirtualMachine: Sendable {
     public func createPIT2(dummySpeaker: Bool = true) throws(KVMError) {
         var config = kvm_pit_config()
         config.flags = dummySpeaker ? CKVM_PIT_SPEAKER_DUMMY : 0
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_CREATE_PIT2, &config) == 0 else {
-            throw lastError("KVM_CREATE_PIT2")
-        }
+        try ioctl(fileDescriptor, CKVM_CREATE_PIT2, "KVM_CREATE_PIT2", &config)
     }
 
     /// Places the three pages KVM needs for its TSS at guest-physical `address`
@@ -92,9 +88,7 @@ public final class VirtualMachine: Sendable {
     /// (`KVM_SET_IDENTITY_MAP_ADDR`); call before creating vCPUs.
     public func setIdentityMapAddress(_ address: UInt64) throws(KVMError) {
         var address = address
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_SET_IDENTITY_MAP_ADDR, &address) == 0 else {
-            throw lastError("KVM_SET_IDENTITY_MAP_ADDR")
-        }
+        try ioctl(fileDescriptor, CKVM_SET_IDENTITY_MAP_ADDR, "KVM_SET_IDENTITY_MAP_ADDR", &address)
     }
 
     /// Makes every ``EventFD/signal()`` on `eventFD` inject an edge on `gsi` (`KVM_IRQFD`).
@@ -103,9 +97,7 @@ public final class VirtualMachine: Sendable {
         var request = kvm_irqfd()
         request.fd = UInt32(bitPattern: eventFD.fileDescriptor)
         request.gsi = gsi
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_IRQFD, &request) == 0 else {
-            throw lastError("KVM_IRQFD")
-        }
+        try ioctl(fileDescriptor, CKVM_IRQFD, "KVM_IRQFD", &request)
     }
 
     /// Undoes ``registerIRQFD(_:gsi:)`` (`KVM_IRQFD` with `KVM_IRQFD_FLAG_DEASSIGN`).
@@ -114,9 +106,7 @@ public final class VirtualMachine: Sendable {
         request.fd = UInt32(bitPattern: eventFD.fileDescriptor)
         request.gsi = gsi
         request.flags = CKVM_IRQFD_FLAG_DEASSIGN
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_IRQFD, &request) == 0 else {
-            throw lastError("KVM_IRQFD (deassign)")
-        }
+        try ioctl(fileDescriptor, CKVM_IRQFD, "KVM_IRQFD (deassign)", &request)
     }
 
     /// Drives interrupt line `irq` (a GSI) to `level` (`KVM_IRQ_LINE`); an edge is
@@ -125,9 +115,7 @@ public final class VirtualMachine: Sendable {
         var request = kvm_irq_level()
         request.irq = irq
         request.level = level ? 1 : 0
-        guard ckvm_ioctl_pointer(fileDescriptor, CKVM_IRQ_LINE, &request) == 0 else {
-            throw lastError("KVM_IRQ_LINE")
-        }
+        try ioctl(fileDescriptor, CKVM_IRQ_LINE, "KVM_IRQ_LINE", &request)
     }
 
     /// Creates vCPU `id` (`KVM_CREATE_VCPU`) and maps its `kvm_run` page.

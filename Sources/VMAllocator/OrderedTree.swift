@@ -28,8 +28,8 @@ struct TreeNode<Element: TreeElement>: Sendable {
 
 /// An AVL tree in chunked storage (``NodeStore``), addressed by 32-bit node indices.
 ///
-/// A node holds the element, its subtree summary and its links in one slot (32 bytes
-/// for address segments, so visiting a node touches one cache line), plus one byte in a
+/// A node holds the element, its subtree summary and its links in one slot (40 bytes
+/// for an address allocation, 16 for a run of IDs), plus one byte in a
 /// parallel chunk: the height (low 7 bits) and a one-bit tag for the owner (top bit).
 /// Storage is dense (slots `0..<count` are exactly the live nodes), so memory follows
 /// the live node count: a removal moves the last node into the freed slot.

@@ -110,6 +110,7 @@ struct RustVMMDifferenceTests {
         var big = small
         try small.freeID(7)
         var order = Array(0..<count)
+        print("RustVMMDifferenceTests.freedIDStateDoesNotGrowWithTheNumberOfFreedIDs shuffle seed 0xf4ee")
         var rng = SplitMix64(fixedSeed: 0xF4EE)
         order.shuffle(using: &rng)
         for id in order { try big.freeID(id) }

@@ -140,6 +140,7 @@ struct ValueSemanticsTests {
             return a.allocations
         }
         let seeds: [UInt64] = [1, 2, 3, 4, 5, 6]
+        print("ValueSemanticsTests.copiesMutatedConcurrentlyStayIndependent seeds \(seeds)")
         let concurrent = await withTaskGroup(of: (UInt64, [RangeInclusive]).self) { group in
             for seed in seeds { group.addTask { (seed, workload(seed, snapshot)) } }
             var results: [UInt64: [RangeInclusive]] = [:]
