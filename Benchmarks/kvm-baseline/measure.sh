@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares minivmm's cost per VM exit with the C baseline's (docs/performance-minivmm.md).
+# Compares minivmm's cost per VM exit with the C baseline's (docs/performance.md, "minivmm").
 #
 #   measure.sh MINIVMM KVM_BASELINE [ROUNDS]
 #
