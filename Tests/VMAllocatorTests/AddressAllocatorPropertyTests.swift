@@ -250,29 +250,18 @@ struct AddressAllocatorPropertyTests {
             _ expected: Result<T, AddressModel.Failure>, _ actual: Result<T, AllocatorError>,
             before: Before, _ what: String
         ) {
-            switch (expected, actual) {
-            case (.success(let e), .success(let a)):
-                successes += 1
-                if e != a {
-                    failures += 1
-                    Issue.record(context("\(what) returned \(a), model says \(e)"))
-                }
-            case (.failure(let e), .failure(let a)):
+            let comparison = ModelComparison(expected: expected.mapError(AllocatorError.init), actual: actual, what)
+            if comparison.bothSucceeded { successes += 1 }
+            if comparison.bothFailed {
                 rejections += 1
-                if AllocatorError(e) != a {
-                    failures += 1
-                    Issue.record(context("\(what) threw \(a), model says \(AllocatorError(e))"))
-                }
                 if !before.matches(allocator) {
                     failures += 1
                     Issue.record(context("failed \(what) changed the allocator"))
                 }
-            case (.success(let e), .failure(let a)):
+            }
+            if let problem = comparison.problem {
                 failures += 1
-                Issue.record(context("\(what) threw \(a), model returned \(e)"))
-            case (.failure(let e), .success(let a)):
-                failures += 1
-                Issue.record(context("\(what) returned \(a), model threw \(AllocatorError(e))"))
+                Issue.record(context(problem))
             }
         }
 

@@ -204,29 +204,18 @@ struct IdAllocatorPropertyTests {
             _ expected: Result<UInt32, IdModel.Failure>, _ actual: Result<UInt32, AllocatorError>,
             before: Before, _ op: Operation
         ) {
-            switch (expected, actual) {
-            case (.success(let e), .success(let a)):
-                successes += 1
-                if e != a {
-                    failures += 1
-                    Issue.record(context("\(op) returned \(a), model says \(e)"))
-                }
-            case (.failure(let e), .failure(let a)):
+            let comparison = ModelComparison(expected: expected.mapError(AllocatorError.init), actual: actual, "\(op)")
+            if comparison.bothSucceeded { successes += 1 }
+            if comparison.bothFailed {
                 rejections += 1
-                if AllocatorError(e) != a {
-                    failures += 1
-                    Issue.record(context("\(op) threw \(a), model says \(AllocatorError(e))"))
-                }
                 if !before.matches(allocator) {
                     failures += 1
                     Issue.record(context("failed \(op) changed the allocator"))
                 }
-            case (.success(let e), .failure(let a)):
+            }
+            if let problem = comparison.problem {
                 failures += 1
-                Issue.record(context("\(op) threw \(a), model returned \(e)"))
-            case (.failure(let e), .success(let a)):
-                failures += 1
-                Issue.record(context("\(op) returned \(a), model threw \(AllocatorError(e))"))
+                Issue.record(context(problem))
             }
         }
 

@@ -110,3 +110,32 @@ extension AddressModel.Policy {
         }
     }
 }
+
+/// How one allocator call compared with the reference model's answer.
+struct ModelComparison {
+    /// Both returned a value (equal or not).
+    var bothSucceeded = false
+    /// Both threw (the same error or not).
+    var bothFailed = false
+    /// What disagreed, if anything.
+    var problem: String?
+
+    /// Compares `actual` with `expected` (the model's failure already mapped to the
+    /// library's error); `what` names the call in the problem text.
+    init<T: Equatable>(
+        expected: Result<T, AllocatorError>, actual: Result<T, AllocatorError>, _ what: String
+    ) {
+        switch (expected, actual) {
+        case (.success(let e), .success(let a)):
+            bothSucceeded = true
+            if e != a { problem = "\(what) returned \(a), model says \(e)" }
+        case (.failure(let e), .failure(let a)):
+            bothFailed = true
+            if e != a { problem = "\(what) threw \(a), model says \(e)" }
+        case (.success(let e), .failure(let a)):
+            problem = "\(what) threw \(a), model returned \(e)"
+        case (.failure(let e), .success(let a)):
+            problem = "\(what) returned \(a), model threw \(e)"
+        }
+    }
+}
