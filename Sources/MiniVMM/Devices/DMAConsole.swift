@@ -84,7 +84,7 @@ public final class DMAConsole: BusDevice {
     /// Handles a guest read; only aligned 32-bit reads of readable registers are answered.
     public func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {
-            return DeviceAccess.allOnes(width: width)
+            return DeviceBus.mask(width: width)
         }
         return state.withLock { state in
             switch register {
@@ -95,7 +95,7 @@ public final class DMAConsole: BusDevice {
             case Register.length: return UInt64(state.length)
             case Register.control: return UInt64(state.control)
             case Register.written: return UInt64(state.written)
-            default: return DeviceAccess.allOnes(width: width)
+            default: return DeviceBus.mask(width: width)
             }
         }
     }

@@ -81,7 +81,7 @@ public final class TimerDevice: BusDevice {
     /// Handles a guest read; only aligned 32-bit reads of listed registers are answered.
     public func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {
-            return DeviceAccess.allOnes(width: width)
+            return DeviceBus.mask(width: width)
         }
         return state.withLock { state in
             switch register {
@@ -90,7 +90,7 @@ public final class TimerDevice: BusDevice {
             case Register.status:
                 return UInt64((state.fired ? Status.fired : 0) | (state.pending != nil ? Status.armed : 0))
             case Register.count: return UInt64(state.count)
-            default: return DeviceAccess.allOnes(width: width)
+            default: return DeviceBus.mask(width: width)
             }
         }
     }
