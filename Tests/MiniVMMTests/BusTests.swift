@@ -90,6 +90,38 @@ struct BusTests {
         #expect(serial.recorded.isEmpty)
     }
 
+    @Test func stringAccessesReachTheDeviceElementByElement() throws {
+        let (bus, serial, _, reports, _) = try makeBus()
+        // Two 16-bit elements and a trailing partial one, which is ignored.
+        let data: [UInt8] = [0x34, 0x12, 0x78, 0x56, 0x9A]
+        data.withUnsafeBytes { bus.writeString(0x3FA, width: 2, data: $0) }
+        var buffer = [UInt8](repeating: 0, count: 4)
+        buffer.withUnsafeMutableBytes { bus.readString(0x3F9, width: 2, into: $0) }
+        #expect(serial.recorded == [
+            .init(offset: 2, width: 2, value: 0x1234),
+            .init(offset: 2, width: 2, value: 0x5678),
+            .init(offset: 1, width: 2, value: nil),
+            .init(offset: 1, width: 2, value: nil),
+        ])
+        #expect(buffer == [0x01, 0x00, 0x01, 0x00], "each element is the low bytes of a read")
+        #expect(reports.accesses.isEmpty)
+    }
+
+    @Test func unclaimedStringAccessesReadAllOnesAndAreReportedOnce() throws {
+        let (bus, _, _, reports, _) = try makeBus()
+        var buffer = [UInt8](repeating: 0, count: 6)
+        buffer.withUnsafeMutableBytes { bus.readString(0x2F0, width: 1, into: $0) }
+        #expect(buffer == [UInt8](repeating: 0xFF, count: 6))
+        buffer = [UInt8](repeating: 0, count: 6)
+        buffer.withUnsafeMutableBytes { bus.readString(0x2F0, width: 2, into: $0) }
+        #expect(buffer == [UInt8](repeating: 0xFF, count: 6))
+        [UInt8](repeating: 1, count: 8).withUnsafeBytes { bus.writeString(0x42, width: 4, data: $0) }
+        #expect(reports.accesses == [
+            .init(address: 0x2F0, width: 1, kind: .read),
+            .init(address: 0x42, width: 4, kind: .write),
+        ])
+    }
+
     @Test func reportsStopAtTheLimitWithOneMarkedLast() throws {
         let space = try AddressAllocator(base: 0, size: 0x1_0000)
         let reports = Reports()

@@ -10,6 +10,43 @@ public protocol BusDevice: AnyObject, Sendable {
     func read(offset: UInt64, width: Int) -> UInt64
     /// Handles a guest write of `width` bytes of `value` at `offset` within the window.
     func write(offset: UInt64, width: Int, value: UInt64)
+    /// Handles a string write (`rep outs`): `data` holds consecutive `width`-byte elements,
+    /// each written as by ``write(offset:width:value:)``, in order; a trailing partial
+    /// element is ignored. Devices may override it to batch their work.
+    ///
+    /// - Complexity: O(data.count) by default.
+    func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer)
+    /// Handles a string read (`rep ins`): fills `buffer` with consecutive `width`-byte
+    /// elements, each read as by ``read(offset:width:)``; a trailing partial element is
+    /// left untouched. Devices may override it to batch their work.
+    ///
+    /// - Complexity: O(buffer.count) by default.
+    func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer)
+}
+
+extension BusDevice {
+    /// Writes element by element through ``write(offset:width:value:)``.
+    ///
+    /// - Complexity: O(data.count).
+    public func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+        guard (1...8).contains(width) else { return }
+        for start in stride(from: 0, to: data.count - width + 1, by: width) {
+            var value: UInt64 = 0
+            for index in 0..<width { value |= UInt64(data[start + index]) << (8 * UInt64(index)) }
+            write(offset: offset, width: width, value: value)
+        }
+    }
+
+    /// Reads element by element through ``read(offset:width:)``.
+    ///
+    /// - Complexity: O(buffer.count).
+    public func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        guard (1...8).contains(width) else { return }
+        for start in stride(from: 0, to: buffer.count - width + 1, by: width) {
+            let value = read(offset: offset, width: width)
+            for index in 0..<width { buffer[start + index] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(index))) }
+        }
+    }
 }
 
 /// An interrupt line a device raises; the machine backs it with KVM (irqfd or IRQ line).

@@ -127,6 +127,34 @@ public final class DeviceBus {
         report(UnclaimedAccess(address: address, width: width, kind: .write))
     }
 
+    /// Handles a string write (`rep outs`) of `width`-byte elements at `address`: the
+    /// window is resolved once and the device gets every element in one call; ignored if
+    /// unclaimed.
+    /// - Complexity: as ``resolve(_:)``, plus the device's work per element.
+    public func writeString(_ address: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+        if address == lastUnclaimed { return }
+        if let (device, offset) = resolve(address) {
+            device.writeString(offset: offset, width: width, data: data)
+            return
+        }
+        report(UnclaimedAccess(address: address, width: width, kind: .write))
+    }
+
+    /// Handles a string read (`rep ins`) of `width`-byte elements at `address` into
+    /// `buffer`: the window is resolved once and the device fills every element in one
+    /// call; all ones if unclaimed.
+    /// - Complexity: as ``resolve(_:)``, plus O(buffer.count).
+    public func readString(_ address: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        if address != lastUnclaimed, let (device, offset) = resolve(address) {
+            device.readString(offset: offset, width: width, into: buffer)
+            return
+        }
+        if address != lastUnclaimed {
+            report(UnclaimedAccess(address: address, width: width, kind: .read))
+        }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xFF)
+    }
+
     /// All ones in the low `width` bytes.
     @inline(__always)
     public static func mask(width: Int) -> UInt64 {

@@ -85,14 +85,11 @@ final class RunLoop {
             }
             return
         }
+        // String I/O: one bus lookup, and the device sees every element in one call.
         if access.isWrite {
-            for index in 0..<access.count {
-                ports.write(port, width: width, value: UInt64(access.value(at: index)))
-            }
+            ports.writeString(port, width: width, data: UnsafeRawBufferPointer(access.data))
         } else {
-            for index in 0..<access.count {
-                access.setValue(UInt32(truncatingIfNeeded: ports.read(port, width: width)), at: index)
-            }
+            ports.readString(port, width: width, into: access.data)
         }
     }
 
