@@ -5,7 +5,7 @@
 //     .checkExtension(_:) / .requireCapabilities(_:) / .maxMemorySlots
 //     .supportedCPUID() / .vcpuMmapSize / .createVM()
 //   VirtualMachine                  one VM                                        (VirtualMachine.swift)
-//     .setUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)
+//     .unsafeSetUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)
 //     .createIRQChip() / .createPIT2() / .setTSSAddress(_:) / .setIdentityMapAddress(_:)
 //     .registerIRQFD(_:gsi:) / .unregisterIRQFD(_:gsi:) / .setIRQLine(_:level:)
 //     .createVcpu(id:)

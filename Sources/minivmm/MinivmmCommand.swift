@@ -1,10 +1,10 @@
 import ArgumentParser
+import Glibc
 import Logging
 import MiniVMM
+import SystemPackage
 
-import Glibc
-
-/// The `minivmm` command line. Parsing and exit statuses only; the machine lives in MiniVMM.
+/// The `minivmm` command line: parsing, then the data flow in MiniVMM, then the exit status.
 @main
 struct MinivmmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +16,8 @@ struct MinivmmCommand: ParsableCommand {
 
             Exit status: 0-63 the guest's status from exit port 0xF4; 64 bad command line; \
             65 invalid image; 66 image not found or unreadable; 69 KVM unusable; 70 internal \
-            error; 71 host OS failure; 76 guest crashed or broke the ABI; 124 timeout.
+            error; 71 host OS failure; 76 guest crashed or broke the ABI; 124 timeout; \
+            128 + n stopped by signal n (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
             """)
 
     @Argument(help: "The flat guest image, loaded at guest-physical 0x100000.")
@@ -43,24 +44,34 @@ struct MinivmmCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
-    /// The validated machine configuration.
-    func machineConfiguration() throws(MinivmmError) -> MachineConfiguration {
-        try MachineConfiguration(
-            imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
-            timers: timers, consoles: consoles, describe: describe, kvmDevicePath: kvmDevice)
+    /// The device count for each kind, from its option.
+    var deviceCounts: [DeviceKind: Int] {
+        var counts: [DeviceKind: Int] = [:]
+        for kind in DeviceKind.allCases {
+            switch kind {
+            case .timer: counts[kind] = timers
+            case .dmaConsole: counts[kind] = consoles
+            }
+        }
+        return counts
     }
 
-    /// The validated log level.
-    func level() throws(MinivmmError) -> Logger.Level {
-        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-            throw MinivmmError(.usage, "invalid --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
-        }
+    /// The checked blueprint of the machine: everything that needs no host.
+    func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
+        try MachinePlan.Blueprint(MachineConfiguration(
+            imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
+            deviceCounts: deviceCounts, describe: describe, kvmDevicePath: kvmDevice))
+    }
+
+    /// The checked log level.
+    func level() throws(ConfigurationError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw .invalidLogLevel(logLevel) }
         return level
     }
 
-    /// Parses `arguments` into a configuration and a log level, or the status to exit
-    /// with and the text to show (help goes to stdout with status 0; errors to stderr with 64).
-    static func interpret(_ arguments: [String]) -> Result<(MachineConfiguration, Logger.Level), CommandLineOutcome> {
+    /// Parses `arguments` into a blueprint and a log level, or the status to exit with and
+    /// the text to show (help goes to stdout with status 0; errors to stderr with 64).
+    static func interpret(_ arguments: [String]) -> Result<(MachinePlan.Blueprint, Logger.Level), CommandLineOutcome> {
         let command: MinivmmCommand
         do {
             command = try parse(arguments)
@@ -69,29 +80,49 @@ struct MinivmmCommand: ParsableCommand {
                 return .failure(CommandLineOutcome(status: 0, text: fullMessage(for: error), toStandardError: false))
             }
             return .failure(CommandLineOutcome(
-                status: MinivmmExitStatus.usage.code, text: fullMessage(for: error), toStandardError: true))
+                status: ExitStatus.usage.code, text: usageError(for: error), toStandardError: true))
         }
         do {
-            return .success((try command.machineConfiguration(), try command.level()))
+            return .success((try command.blueprint(), try command.level()))
         } catch {
             return .failure(CommandLineOutcome(
-                status: error.status.code, text: "minivmm: \(error.message)", toStandardError: true))
+                status: ExitStatus(.failed(.configuration(error))).code,
+                text: StandardErrorLogHandler.line(.error, error.description), toStandardError: true))
         }
     }
 
+    /// A parser error in minivmm's stderr style: `minivmm: error: missing expected argument
+    /// '<image>'`, then a hint line.
+    static func usageError(for error: any Error) -> String {
+        var message = self.message(for: error).trimmingPrefix("Error: ")
+        if let first = message.first, first.isUppercase, message.dropFirst().first?.isLowercase ?? true {
+            message = first.lowercased() + message.dropFirst()
+        }
+        return StandardErrorLogHandler.line(.error, "\(message)\nsee 'minivmm --help'")
+    }
+
     static func main() {
+        // First, before any thread exists: every thread inherits the signal mask.
+        Signals.prepareProcess()
+        let stop: StopLatch
+        do {
+            stop = try StopLatch()
+        } catch {
+            let line = StandardErrorLogHandler.line(.error, "cannot set up: \(error)")
+            _ = try? FileDescriptor.standardError.writeAll(line.utf8)
+            Glibc.exit(ExitStatus.hostFailure.code)
+        }
         switch interpret(Array(CommandLine.arguments.dropFirst())) {
         case .failure(let outcome):
-            outcome.print()
+            outcome.print(stop: stop)
             Glibc.exit(outcome.status)
-        case .success(let (configuration, level)):
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-            let logger = Logger(label: "minivmm")
-            Glibc.exit(MachineRunner.run(configuration, logger: logger).code)
+        case .success(let (blueprint, level)):
+            let errors = ConsoleWriter(descriptor: .standardError, stop: stop)
+            LoggingSystem.bootstrap { _ in StandardErrorLogHandler(writer: errors, logLevel: level) }
+            let end = MachineRunner.run(
+                blueprint, logger: Logger(label: "minivmm"), stop: stop,
+                console: ConsoleWriter(descriptor: .standardOutput, stop: stop))
+            Glibc.exit(ExitStatus(end).code)
         }
     }
 }
@@ -105,10 +136,11 @@ struct CommandLineOutcome: Error {
     /// Whether `text` goes to stderr (errors) or stdout (help).
     var toStandardError: Bool
 
-    func print() {
+    /// Writes the text to stdout or stderr; a closed or full descriptor drops it.
+    func print(stop: StopLatch) {
         guard !text.isEmpty else { return }
         let line = text.hasSuffix("\n") ? text : text + "\n"
-        let console = FileDescriptorConsole(fileDescriptor: toStandardError ? STDERR_FILENO : STDOUT_FILENO)
+        let console = ConsoleWriter(descriptor: toStandardError ? .standardError : .standardOutput, stop: stop)
         Array(line.utf8).withUnsafeBytes { console.write($0) }
     }
 }

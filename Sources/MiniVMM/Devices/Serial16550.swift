@@ -15,8 +15,11 @@ import Synchronization
 //
 // Transmission is instantaneous, so THR and the transmitter are always empty (LSR.THRE and
 // LSR.TEMT stay set). Host input waits in an unbounded backlog and moves into the receive
-// FIFO (16 bytes, or 1 with FIFOs off) as the guest reads, so no input is ever dropped; the
-// only overrun is in loopback mode, where the guest feeds the FIFO itself.
+// FIFO (16 bytes, or 1 with FIFOs off) only when the guest could see it: when it reads RBR,
+// LSR or IIR, or while the received-data interrupt is enabled. So a FIFO reset (FCR) can
+// only discard bytes the guest could already have seen, and input that arrives before the
+// guest sets up its UART is never lost. The only overrun is in loopback mode, where the
+// guest feeds the FIFO itself.
 
 /// A 16550A UART as a guest driver sees it: divisor latch, FIFOs, line and modem status,
 /// loopback, and interrupts with the chip's priorities.
@@ -25,14 +28,16 @@ import Synchronization
 /// enabled interrupt is pending and low otherwise, with a call only when that changes. It is
 /// not gated by MCR.OUT2, so minimal guests need only IER. `InterruptLine` and
 /// `ConsoleOutput` must not call back into the UART.
-public final class Serial16550: BusDevice {
+package final class Serial16550: BusDevice {
     private let output: any ConsoleOutput
     private let interrupt: any InterruptLine
     private let state = Mutex(SerialState())
+    /// The one-shot ``notifyWhenPendingInput(below:_:)`` request: threshold and callback.
+    private let drainWaiter = Mutex<(limit: Int, body: @Sendable () -> Void)?>(nil)
 
     /// Creates a UART in its reset state; transmitted bytes go to `output`, interrupts to
     /// `interrupt`.
-    public init(output: some ConsoleOutput, interrupt: some InterruptLine) {
+    package init(output: some ConsoleOutput, interrupt: some InterruptLine) {
         self.output = output
         self.interrupt = interrupt
     }
@@ -41,25 +46,47 @@ public final class Serial16550: BusDevice {
     /// bytes wait in a host-side backlog until the receive FIFO has room.
     ///
     /// - Complexity: O(bytes.count), amortised.
-    public func receive(_ bytes: some Collection<UInt8>) {
+    package func receive(_ bytes: some Collection<UInt8>) {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
             state.backlog.append(contentsOf: bytes)
-            state.refillReceiveFIFO()
+            state.refillIfAnnounced()
             updateLine(&state)
         }
     }
 
     /// Bytes of host input not yet read by the guest (backlog and FIFO together); a reader
     /// may use it to pause when the guest falls far behind.
-    public var pendingInputCount: Int {
+    package var pendingInputCount: Int {
         state.withLock { $0.backlog.count + $0.receiveFIFO.count }
+    }
+
+    /// Calls `body` once, from the thread of the guest read that brings
+    /// ``pendingInputCount`` below `limit`, or at once when it is below already: how the
+    /// stdin pump waits for the guest without polling. A new request replaces an unfired one.
+    /// `body` must not call back into the UART.
+    func notifyWhenPendingInput(below limit: Int, _ body: @escaping @Sendable () -> Void) {
+        drainWaiter.withLock { $0 = (limit, body) }
+        notifyDrainWaiter()
+    }
+
+    /// Fires the drain waiter if the pending input is below its limit. Called after guest
+    /// reads, outside the state lock; costs one uncontended lock when nobody waits.
+    private func notifyDrainWaiter() {
+        let body: (@Sendable () -> Void)? = drainWaiter.withLock { waiter in
+            guard let current = waiter, pendingInputCount < current.limit else { return nil }
+            waiter = nil
+            return current.body
+        }
+        body?()
     }
 
     /// Handles an `in` of `width` bytes; each byte is a read of the register at its port,
     /// as on an ISA bus. Bytes beyond the eight registers read as `0xFF`.
-    public func read(offset: UInt64, width: Int) -> UInt64 {
-        state.withLock { state in
+    package func read(offset: UInt64, width: Int) -> UInt64 {
+        // Only an RBR read (offset 0) lowers the pending input.
+        defer { if offset == 0 { notifyDrainWaiter() } }
+        return state.withLock { state in
             var value: UInt64 = 0
             for index in 0..<min(max(width, 0), 8) {
                 let port = offset &+ UInt64(index)
@@ -73,7 +100,7 @@ public final class Serial16550: BusDevice {
 
     /// Handles an `out` of `width` bytes; each byte is a write to the register at its port.
     /// A transmitted byte goes to the output before this returns.
-    public func write(offset: UInt64, width: Int, value: UInt64) {
+    package func write(offset: UInt64, width: Int, value: UInt64) {
         // At most one byte of an access lands on offset 0, so at most one byte is sent.
         let sent: UInt8? = state.withLock { state in
             var sent: UInt8?
@@ -98,7 +125,7 @@ public final class Serial16550: BusDevice {
     /// costs one host write instead of one per byte. A trailing partial element is ignored.
     ///
     /// - Complexity: O(data.count).
-    public func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+    package func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
         guard (1...8).contains(width) else { return }
         let elements = data.count / width
         var transmitted: [UInt8] = []
@@ -124,8 +151,9 @@ public final class Serial16550: BusDevice {
     /// trailing partial element is left untouched.
     ///
     /// - Complexity: O(buffer.count).
-    public func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+    package func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
         guard (1...8).contains(width) else { return }
+        defer { notifyDrainWaiter() }
         let elements = buffer.count / width
         state.withLock { state in
             for element in 0..<elements {

@@ -18,28 +18,28 @@ import Synchronization
 /// Expirations run on a private dispatch queue. Each arming gets a new generation number;
 /// an expiry whose generation is no longer current (the timer was re-armed, disarmed or
 /// shut down meanwhile) does nothing, so a stale expiration can never fire.
-public final class TimerDevice: BusDevice {
+package final class TimerDevice: BusDevice {
     /// MAGIC register value, `"TIMR"`.
-    public static let magic: UInt32 = 0x524D_4954
+    package static let magic: UInt32 = 0x524D_4954
 
     /// Register offsets.
-    public enum Register {
+    package enum Register {
         /// MAGIC (R).
-        public static let magic: UInt64 = 0x00
+        package static let magic: UInt64 = 0x00
         /// DELAY_US (RW).
-        public static let delayMicroseconds: UInt64 = 0x04
+        package static let delayMicroseconds: UInt64 = 0x04
         /// STATUS (R, W1C).
-        public static let status: UInt64 = 0x08
+        package static let status: UInt64 = 0x08
         /// COUNT (R).
-        public static let count: UInt64 = 0x0C
+        package static let count: UInt64 = 0x0C
     }
 
     /// STATUS bits.
-    public enum Status {
+    package enum Status {
         /// Set on expiry; cleared by writing 1.
-        public static let fired: UInt32 = 0x1
+        package static let fired: UInt32 = 0x1
         /// Set while a timer is pending.
-        public static let armed: UInt32 = 0x2
+        package static let armed: UInt32 = 0x2
     }
 
     private struct State {
@@ -56,7 +56,7 @@ public final class TimerDevice: BusDevice {
     private let state = Mutex(State())
 
     /// Creates a disarmed timer that pulses `interrupt` on each expiry.
-    public init(interrupt: some InterruptLine) {
+    package init(interrupt: some InterruptLine) {
         self.interrupt = interrupt
         self.queue = DispatchQueue(label: "minivmm.timer")
     }
@@ -66,7 +66,7 @@ public final class TimerDevice: BusDevice {
     }
 
     /// Cancels any pending expiry and ignores arming from now on (the machine is stopping).
-    public func shutdown() {
+    package func shutdown() {
         state.withLock { state in
             state.isShutDown = true
             state.generation &+= 1
@@ -76,10 +76,10 @@ public final class TimerDevice: BusDevice {
     }
 
     /// Whether an expiry is pending.
-    public var isArmed: Bool { state.withLock { $0.pending != nil } }
+    package var isArmed: Bool { state.withLock { $0.pending != nil } }
 
     /// Handles a guest read; only aligned 32-bit reads of listed registers are answered.
-    public func read(offset: UInt64, width: Int) -> UInt64 {
+    package func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {
             return DeviceBus.mask(width: width)
         }
@@ -96,7 +96,7 @@ public final class TimerDevice: BusDevice {
     }
 
     /// Handles a guest write; only aligned 32-bit writes to DELAY_US and STATUS do anything.
-    public func write(offset: UInt64, width: Int, value: UInt64) {
+    package func write(offset: UInt64, width: Int, value: UInt64) {
         guard let register = DeviceAccess.register(offset: offset, width: width) else { return }
         let word = UInt32(truncatingIfNeeded: value)
         switch register {

@@ -1,94 +1,170 @@
 import KVM
 import Logging
+import SystemPackage
+import VMAllocator
 
-/// One machine: the KVM objects, guest memory, devices and buses, alive together.
+/// One machine built from a ``MachinePlan``: the KVM objects, guest memory, devices and
+/// buses, alive together. It only executes the plan; every resource it uses was decided there.
 ///
 /// Some properties are never read after set-up; holding them keeps the KVM descriptors and
-/// the guest's RAM alive for exactly as long as the vCPU may run.
+/// the guest's RAM alive for exactly as long as a vCPU may run.
 final class Machine {
-    private let configuration: MachineConfiguration
-    private let logger: Logger
+    /// The machine's outside world: where output goes, where input comes from, and the
+    /// latch that stops everything.
+    struct Host {
+        /// The stop latch (`--timeout`, signals, the end of the machine).
+        let stop: StopLatch
+        /// The guest's console output (stdout).
+        let console: ConsoleWriter
+        /// What feeds COM1 (stdin).
+        let input: FileDescriptor
+        /// minivmm's messages (stderr).
+        let logger: Logger
+    }
+
+    /// A device on the MMIO bus with what it holds.
+    private struct Attached {
+        let resources: DeviceResources
+        let device: any BusDevice
+        let line: IRQFDLine?
+    }
+
+    private let plan: MachinePlan
+    private let host: Host
     private let kvm: Kvm
     private let vm: VirtualMachine
     private let memory: GuestMemory
-    private let vcpu: Vcpu
-    private let resources: MachineResources
+    private let vcpus: [Vcpu]
     private let exitPort = ExitPort()
-    private let console = FileDescriptorConsole()
+    private let serial: Serial16550
     private let ports: DeviceBus
     private let mmio: DeviceBus
-    private let devices: AttachedDevices
+    private var devices: [Attached] = []
 
-    /// Enough memory slots for any layout, for checking the command line before KVM is open.
-    private static let slotsAssumedForValidation: UInt32 = 64
+    /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
+    /// straight into it, the boot structures, the vCPUs, then the devices.
+    ///
+    /// - Throws: ``MinivmmFailure``; whatever was built is released again.
+    init(plan: MachinePlan, kvm: Kvm, host: Host) throws(MinivmmFailure) {
+        let resources = plan.resources
+        let vm: VirtualMachine
+        let memory: GuestMemory
+        do {
+            vm = try kvmStep(.createVM) { () throws(KVMError) in
+                let vm = try kvm.createVM()
+                try vm.setTSSAddress(GuestMemoryLayout.tssAddress)
+                try vm.setIdentityMapAddress(GuestMemoryLayout.identityMapAddress)
+                try vm.createIRQChip()
+                try vm.createPIT2()
+                return vm
+            }
+            memory = try kvmStep(.mapMemory) { () throws(KVMError) in try GuestMemory(regions: plan.ram, vm: vm) }
+        } catch {
+            throw .machine(error)
+        }
+        try Self.load(plan: plan, into: memory, host: host)
 
-    init(configuration: MachineConfiguration, logger: Logger) throws(MinivmmError) {
-        let layout = try Self.resource { () throws(ResourceError) in try GuestMemoryLayout(memorySize: configuration.memorySize) }
-        // Device counts are command-line errors: check them before the image and KVM
-        // (the real layout below needs the host's slot count).
-        _ = try Self.resource { () throws(ResourceError) in
-            try MachineResources(
-                memorySize: configuration.memorySize, timers: configuration.timers, consoles: configuration.consoles,
-                maxMemorySlots: Self.slotsAssumedForValidation)
-        }
-        let image = try GuestImage.load(path: configuration.imagePath, maximumSize: layout.maximumImageSize)
-        logger.debug("image \(configuration.imagePath): \(image.count) bytes; memory \(configuration.memorySize) bytes")
-
-        let kvm = try Self.kvm("open \(configuration.kvmDevicePath)") { () throws(KVMError) in
-            let kvm = try Kvm(path: configuration.kvmDevicePath)
-            try kvm.requireCapabilities(KVMCapability.monitorEssentials)
-            return kvm
-        }
-        let maxSlots = try Self.kvm("KVM_CAP_NR_MEMSLOTS") { () throws(KVMError) in try kvm.maxMemorySlots() }
-        logger.debug("opened \(configuration.kvmDevicePath): API version 12, \(maxSlots) memory slots")
-        let resources = try Self.resource { () throws(ResourceError) in
-            try MachineResources(
-                memorySize: configuration.memorySize, timers: configuration.timers, consoles: configuration.consoles,
-                maxMemorySlots: UInt32(clamping: maxSlots))
-        }
-        if configuration.describe {
-            let text = resources.describe()
-            let line = text.hasSuffix("\n") ? text : text + "\n"
-            Array(line.utf8).withUnsafeBytes { FileDescriptorConsole().write($0) }
-        }
-
-        let vm = try Self.kvm("VM set-up") { () throws(KVMError) in
-            let vm = try kvm.createVM()
-            try vm.setTSSAddress(resources.tss.start)
-            try vm.setIdentityMapAddress(resources.identityMap.start)
-            try vm.createIRQChip()
-            try vm.createPIT2()
-            return vm
-        }
-        let memory = try Self.kvm("guest memory") { () throws(KVMError) in
-            try GuestMemory(regions: resources.ramRegions.map { ($0.base, $0.size, $0.slot) }, vm: vm)
-        }
-        try Self.loadBootStructures(into: memory, layout: layout, bootInformation: resources.bootInformation(), image: image)
-
-        let vcpu = try Self.kvm("vCPU set-up") { () throws(KVMError) in
-            let vcpu = try vm.createVcpu(id: 0)
-            try vcpu.setCPUID2(kvm.supportedCPUID())
-            try vcpu.modifySpecialRegisters { BootState.apply(to: &$0) }
-            try vcpu.setRegisters(BootState.generalRegisters())
-            return vcpu
+        let cpuid: [CPUIDEntry]
+        var vcpus: [Vcpu] = []
+        do {
+            cpuid = try kvmStep(.setUpVcpu(0)) { () throws(KVMError) in try kvm.supportedCPUID() }
+            let id: UInt32 = 0
+            vcpus.append(try kvmStep(.setUpVcpu(id)) { () throws(KVMError) in
+                let vcpu = try vm.createVcpu(id: id)
+                try vcpu.setCPUID2(cpuid)
+                try vcpu.modifySpecialRegisters { BootState.apply(to: &$0) }
+                try vcpu.setRegisters(BootState.generalRegisters())
+                return vcpu
+            })
+        } catch {
+            throw .machine(error)
         }
 
-        self.configuration = configuration
-        self.logger = logger
+        self.plan = plan
+        self.host = host
         self.kvm = kvm
         self.vm = vm
         self.memory = memory
-        self.vcpu = vcpu
-        self.resources = resources
-        ports = DeviceBus(spaceName: "port", windows: resources.ports, onUnclaimed: Self.unclaimedReporter("port", logger))
-        mmio = DeviceBus(spaceName: "MMIO", windows: resources.mmio, onUnclaimed: Self.unclaimedReporter("MMIO", logger))
-        devices = try Self.makeDevices(
-            resources: resources, vm: vm, memory: memory, console: console, exitPort: exitPort, ports: ports, mmio: mmio)
-        logger.debug(
-            "machine ready: \(resources.ramRegions.count) RAM slots, \(resources.timers.count) timers, \(resources.consoles.count) DMA consoles")
+        self.vcpus = vcpus
+        let logger = host.logger
+        ports = DeviceBus(spaceName: "port", onUnclaimed: Self.unclaimedReporter("port", logger))
+        mmio = DeviceBus(spaceName: "MMIO", onUnclaimed: Self.unclaimedReporter("MMIO", logger))
+        serial = Serial16550(output: host.console, interrupt: IRQLine(vm: vm, gsi: ResourceManager.com1GSI))
+        do {
+            try attachFixed(exitPort, .exitPort, resources: resources)
+            try attachFixed(serial, .com1, resources: resources)
+            for device in plan.devices { try attach(device) }
+        } catch {
+            shutDownDevices()
+            throw .machine(error)
+        }
+        logger.debug("machine ready: \(plan.ram.count) RAM slots, \(plan.devices.count) devices, \(vcpus.count) vCPUs")
     }
 
-    private static func unclaimedReporter(_ space: String, _ logger: Logger) -> (DeviceBus.UnclaimedAccess) -> Void {
+    deinit {
+        shutDownDevices()
+    }
+
+    /// Reads the image into low RAM and copies the boot structures.
+    private static func load(plan: MachinePlan, into memory: GuestMemory, host: Host) throws(MinivmmFailure) {
+        let path = plan.configuration.imagePath
+        guard let destination = memory.hostBuffer(
+            at: GuestMemoryLayout.imageBase, count: Int(plan.layout.maximumImageSize))
+        else {
+            throw .machine(MachineError(.loadBootStructures, .inconsistent("low RAM does not hold the image area")))
+        }
+        do {
+            let size = try GuestImage.load(path: path, into: destination, stop: host.stop)
+            host.logger.debug("image \(path): \(size) bytes; memory \(plan.layout.memorySize) bytes")
+        } catch {
+            throw .image(error)
+        }
+        do {
+            for piece in try BootImage.pieces(for: plan) where !memory.write(piece.bytes, at: piece.address) {
+                throw BootImage.LoadError.doesNotFit(piece.name, address: piece.address, bytes: piece.bytes.count)
+            }
+        } catch {
+            throw .machine(MachineError(.loadBootStructures, .inconsistent("\(error)")))
+        }
+    }
+
+    /// Puts a fixed device on the port bus at the range the plan gave its owner.
+    private func attachFixed(_ device: any BusDevice, _ owner: FixedOwner, resources: ResourceManager) throws(MachineError) {
+        guard let window = resources.ports(of: owner) else {
+            throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("the plan has no ports for it"))
+        }
+        do { try ports.attach(device, to: window) } catch {
+            throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("\(error)"))
+        }
+    }
+
+    /// Makes the device `resources` describes, with an irqfd on its GSI, and puts it on the
+    /// MMIO bus; all or nothing.
+    private func attach(_ resources: DeviceResources) throws(MachineError) {
+        let step = MachineError.Step.attachDevice(resources.owner)
+        let line: IRQFDLine?
+        if let gsi = resources.gsi {
+            line = try kvmStep(step) { () throws(KVMError) in try IRQFDLine(vm: vm, gsi: gsi) }
+        } else {
+            line = nil
+        }
+        let parts = DeviceParts(interrupt: line ?? NoInterruptLine(), memory: memory, console: host.console)
+        let device = resources.kind.descriptor.make(parts)
+        do {
+            try mmio.attach(device, to: resources.window)
+        } catch {
+            device.shutdown()
+            if let line { try? vm.unregisterIRQFD(line.eventFD, gsi: line.gsi) }
+            throw MachineError(step, .inconsistent("\(error)"))
+        }
+        devices.append(Attached(resources: resources, device: device, line: line))
+    }
+
+    private func shutDownDevices() {
+        for attached in devices { attached.device.shutdown() }
+    }
+
+    private static func unclaimedReporter(_ space: String, _ logger: Logger) -> @Sendable (DeviceBus.UnclaimedAccess) -> Void {
         { access in
             let kind = access.kind == .read ? "read" : "write"
             logger.warning(
@@ -99,22 +175,29 @@ final class Machine {
         }
     }
 
-    /// Runs the guest to the end.
-    func run() -> MinivmmExitStatus {
-        let watchdog: Watchdog?
-        if let timeout = configuration.timeout {
-            do {
-                watchdog = Watchdog(timeout: timeout, kick: try vcpu.kickHandle())
-            } catch {
-                logger.error("cannot arm the --timeout watchdog: \(error)")
-                return .hostFailure
+    /// Runs the guest until it exits, crashes or the stop latch is set. Each vCPU's kick is
+    /// an observer of the latch; stdin is pumped into COM1 meanwhile.
+    func run() -> MachineEnd {
+        do {
+            for vcpu in vcpus {
+                let kick = try kvmStep(.runVcpu(vcpu.id)) { () throws(KVMError) in try vcpu.kickHandle() }
+                host.stop.addObserver { kick.kick() }
             }
-        } else {
-            watchdog = nil
+        } catch {
+            return .failed(.machine(error))
         }
-        devices.startInput()
-        let status = RunLoop(vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, watchdog: watchdog, logger: logger).run()
-        devices.shutdown()
-        return status
+        let pump: InputPump
+        do {
+            pump = try InputPump(input: host.input, serial: serial)
+        } catch {
+            return .failed(.machine(MachineError(.startHostIO, .host(error))))
+        }
+        defer {
+            pump.stop()
+            shutDownDevices()
+        }
+        return RunLoop(
+            vcpu: vcpus[0], ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, logger: host.logger
+        ).run()
     }
 }

@@ -1,29 +1,24 @@
 import VMAllocator
 
-extension MachineResources {
+extension ResourceManager {
     /// The whole resource map as text, like `/proc/iomem`, `/proc/ioports` and
     /// `/proc/interrupts` together: one section each for RAM and memory slots, the MMIO gap,
     /// port I/O and interrupts; each line gives a range or number, a size and an owner, with
     /// free space marked `(free)`. Columns are aligned; the output depends only on the
-    /// machine's configuration and ends with a newline.
+    /// resources and ends with a newline.
     ///
-    /// - Complexity: O(n) in the number of allocations and free blocks.
-    public func describe() -> String {
+    /// - Complexity: O(n log n) in the number of allocations and free blocks.
+    package func describe() -> String {
         var lines: [String] = []
         lines.append("Memory slots (KVM slots \(memorySlots.rangeBase)-\(memorySlots.rangeEnd)):")
-        let ramDigits = Self.hexDigits(for: ramRegions.map { $0.base + ($0.size - 1) })
-        var ramRows = ramRegions.map { region in
-            [
-                "\(region.slot)", ResourceFormat.hexRange(region.base, region.base + (region.size - 1), digits: ramDigits),
-                ResourceFormat.size(region.size), region.owner,
-            ]
-        }
-        // RAM slots are taken first, in order, from a fresh allocator: the rest is one run.
-        let firstFreeSlot = UInt64(memorySlots.rangeBase) + UInt64(ramRegions.count)
-        if firstFreeSlot <= UInt64(memorySlots.rangeEnd) {
-            ramRows.append([Self.numberRange(UInt32(firstFreeSlot), memorySlots.rangeEnd), "(free)"])
-        }
-        lines += ResourceFormat.table(ramRows)
+        let regions = ramRegions.values.sorted { $0.slot < $1.slot }
+        let ramDigits = Self.hexDigits(for: regions.map(\.range.end))
+        lines += ResourceFormat.table(numberRows(
+            taken: regions.map { region in
+                (region.slot, [ResourceFormat.hexRange(region.range.start, region.range.end, digits: ramDigits),
+                               ResourceFormat.size(region.size), "\(region.owner)"])
+            },
+            first: memorySlots.rangeBase, last: memorySlots.rangeEnd))
 
         lines.append("MMIO (32-bit gap \(ResourceFormat.hexRange(mmio.base, mmio.end, digits: 8))):")
         lines += ResourceFormat.table(Self.rangeRows(
@@ -36,36 +31,34 @@ extension MachineResources {
             size: { $0 == 1 ? "1 port" : "\($0) ports" }))
 
         lines.append("Interrupts (IOAPIC GSIs \(gsis.rangeBase)-\(gsis.rangeEnd)):")
-        lines += ResourceFormat.table(gsiRows())
+        lines += ResourceFormat.table(numberRows(
+            taken: gsiOwners.sorted { $0.key < $1.key }.map { ($0.key, ["\($0.value)"]) },
+            first: gsis.rangeBase, last: gsis.rangeEnd))
         return lines.joined(separator: "\n") + "\n"
     }
 
-    private func gsiRows() -> [[String]] {
+    /// Rows for a numbered space (slots, GSIs): each taken number with its cells, and each
+    /// run of free numbers between them as `first-last  (free)`.
+    private func numberRows(taken: [(UInt32, [String])], first: UInt32, last: UInt32) -> [[String]] {
         var rows: [[String]] = []
-        var freeStart: UInt32?
-        func flushFree(before end: UInt32) {
-            if let start = freeStart {
-                rows.append([Self.numberRange(start, end), "(free)"])
-                freeStart = nil
-            }
+        var next = UInt64(first)
+        func free(upTo end: UInt64) {
+            if next <= end { rows.append([Self.numberRange(UInt32(next), UInt32(end)), "(free)"]) }
         }
-        for gsi in gsis.rangeBase...gsis.rangeEnd {
-            if let owner = gsiOwners[gsi] {
-                flushFree(before: gsi - 1)
-                rows.append(["\(gsi)", owner])
-            } else if freeStart == nil {
-                freeStart = gsi
-            }
+        for (number, cells) in taken {
+            if number > 0 { free(upTo: UInt64(number) - 1) }
+            rows.append(["\(number)"] + cells)
+            next = UInt64(number) + 1
         }
-        flushFree(before: gsis.rangeEnd)
+        free(upTo: UInt64(last))
         return rows
     }
 
     private static func rangeRows(
-        allocations: [RangeInclusive], free: [RangeInclusive], owners: [RangeInclusive: String],
+        allocations: [RangeInclusive], free: [RangeInclusive], owners: [RangeInclusive: Owner],
         digits: Int, size: (UInt64) -> String
     ) -> [[String]] {
-        let entries = allocations.map { ($0, owners[$0] ?? "(unknown)") } + free.map { ($0, "(free)") }
+        let entries = allocations.map { ($0, owners[$0].map { "\($0)" } ?? "(unknown)") } + free.map { ($0, "(free)") }
         return entries.sorted { $0.0.start < $1.0.start }.map { range, owner in
             [ResourceFormat.hexRange(range.start, range.end, digits: digits), size(range.count), owner]
         }

@@ -1,0 +1,157 @@
+import VMAllocator
+
+/// The whole machine decided before anything is built: the memory layout, every resource
+/// with its owner, and the boot-information table the guest will read. ``Machine`` only
+/// executes a plan.
+///
+/// Planning has two phases so the command line can refuse bad input before KVM is opened:
+/// a ``Blueprint`` checks everything that needs only the configuration; the plan finishes it
+/// once the host's limits are known. Pure value: it touches neither KVM nor memory.
+package struct MachinePlan: Hashable, Sendable {
+    /// Phase one: a configuration checked against everything that needs no host.
+    package struct Blueprint: Hashable, Sendable {
+        /// The configuration.
+        package let configuration: MachineConfiguration
+        /// Where the boot RAM goes.
+        package let layout: GuestMemoryLayout
+
+        /// Checks `configuration`: a memory size that can be laid out, and devices that fit
+        /// the GSIs a machine has.
+        ///
+        /// - Throws: ``ConfigurationError``.
+        package init(_ configuration: MachineConfiguration) throws(ConfigurationError) {
+            do {
+                layout = try GuestMemoryLayout(memorySize: configuration.memorySize)
+            } catch {
+                throw .invalidMemory(text: "\(configuration.memorySize)", error)
+            }
+            var requested = 0
+            for kind in DeviceKind.allCases where kind.descriptor.needsGSI {
+                // Each count is at least 0 (the configuration checks) and compared alone first,
+                // so the sum cannot overflow.
+                let count = configuration.count(of: kind)
+                if count > ResourceManager.deviceGSICount {
+                    requested = Int.max
+                    break
+                }
+                requested += count
+            }
+            if requested > ResourceManager.deviceGSICount {
+                throw .tooManyDevices(requested: requested, available: ResourceManager.deviceGSICount)
+            }
+            self.configuration = configuration
+        }
+    }
+
+    /// What the host offers that the plan depends on.
+    package struct HostLimits: Hashable, Sendable {
+        /// KVM memory slots (`KVM_CAP_NR_MEMSLOTS`).
+        package var memorySlots: UInt32
+
+        /// Creates limits.
+        package init(memorySlots: UInt32) {
+            self.memorySlots = memorySlots
+        }
+    }
+
+    /// The configuration planned for.
+    package let configuration: MachineConfiguration
+    /// Where the boot RAM goes.
+    package let layout: GuestMemoryLayout
+    /// Every resource and its owner.
+    package private(set) var resources: ResourceManager
+    /// Boot RAM, ascending, each with its memory slot.
+    package private(set) var ram: [RAMRegion] = []
+    /// Boot devices, by kind (registry order), then instance.
+    package private(set) var devices: [DeviceResources] = []
+
+    /// Finishes `blueprint` for a host with `host` limits: a memory slot for each boot RAM
+    /// range, then for each device kind in registry order and each instance, its window and
+    /// GSI (docs/guest-abi.md gives the order).
+    ///
+    /// - Throws: ``PlanError``.
+    /// - Complexity: O(d log d) for d devices.
+    package init(_ blueprint: Blueprint, host: HostLimits) throws(PlanError) {
+        try self.init(blueprint, host: host, mmioSpace: nil)
+    }
+
+    /// Like ``init(_:host:)``, with device windows from `mmioSpace` (tests use it to run out
+    /// of MMIO space).
+    package init(_ blueprint: Blueprint, host: HostLimits, mmioSpace: AddressAllocator?) throws(PlanError) {
+        let layout = blueprint.layout
+        guard host.memorySlots >= UInt32(layout.ranges.count) else {
+            throw .tooFewMemorySlots(needed: layout.ranges.count, available: host.memorySlots)
+        }
+        configuration = blueprint.configuration
+        self.layout = layout
+        do {
+            if let mmioSpace {
+                resources = try ResourceManager(memorySlotCount: host.memorySlots, mmioSpace: mmioSpace)
+            } else {
+                resources = try ResourceManager(memorySlotCount: host.memorySlots)
+            }
+            for (index, range) in layout.ranges.enumerated() {
+                ram.append(try resources.takeMemorySlot(for: range, owner: .ram(index)))
+            }
+            for kind in DeviceKind.allCases {
+                for _ in 0..<configuration.count(of: kind) {
+                    devices.append(try resources.attach(kind))
+                }
+            }
+        } catch {
+            throw .resources(error)
+        }
+    }
+
+    /// The boot-information entries in ABI order: RAM regions, exit port, COM1, IOAPIC,
+    /// local APIC, then the devices by kind and instance.
+    ///
+    /// - Complexity: O(number of regions and devices).
+    package var bootInformationEntries: [BootInformation.Entry] {
+        var entries = ram.enumerated().map { index, region in
+            BootInformation.Entry(
+                kind: .ram, instance: UInt16(index), gsi: nil, base: region.base, size: region.size,
+                memorySlot: region.slot)
+        }
+        let fixed: [(BootInformation.Kind, RangeInclusive?, UInt32?)] = [
+            (.exitPort, resources.ports(of: .exitPort), nil),
+            (.uart, resources.ports(of: .com1), ResourceManager.com1GSI),
+            (.ioapic, resources.mmio(of: .ioapic), nil),
+            (.localAPIC, resources.mmio(of: .localAPIC), nil),
+        ]
+        for case let (kind, range?, gsi) in fixed {
+            entries.append(.init(kind: kind, instance: 0, gsi: gsi, base: range.start, size: range.count, memorySlot: nil))
+        }
+        for device in devices {
+            entries.append(.init(
+                kind: device.kind.descriptor.bootKind, instance: UInt16(truncatingIfNeeded: device.instance),
+                gsi: device.gsi, base: device.window.start, size: device.window.count, memorySlot: nil))
+        }
+        return entries
+    }
+
+    /// The encoded boot-information table to copy to ``GuestMemoryLayout/bootInfoAddress``.
+    ///
+    /// - Complexity: O(number of regions and devices).
+    package func bootInformation() -> [UInt8] {
+        BootInformation.encode(bootInformationEntries)
+    }
+}
+
+/// Why a plan could not be finished.
+package enum PlanError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The boot RAM needs more KVM memory slots than the host offers (a host limit).
+    case tooFewMemorySlots(needed: Int, available: UInt32)
+    /// A resource could not be handed out.
+    case resources(ResourceError)
+
+    /// A one-line explanation for the user.
+    package var description: String {
+        switch self {
+        case .tooFewMemorySlots(let needed, let available):
+            "guest RAM needs \(needed) KVM memory slots but the host offers only \(available)"
+        case .resources(let error):
+            error.description
+        }
+    }
+}
