@@ -35,6 +35,9 @@ struct MinivmmCommand: ParsableCommand {
     @Option(help: "Number of DMA console devices.")
     var consoles: Int = 1
 
+    @Option(help: "Number of vCPUs (1 to 64, at most what the host's KVM allows).")
+    var cpus: Int = 1
+
     @Flag(help: "Print the machine's resource map to stdout before the guest runs.")
     var describe = false
 
@@ -60,7 +63,7 @@ struct MinivmmCommand: ParsableCommand {
     func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
         try MachinePlan.Blueprint(MachineConfiguration(
             imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
-            deviceCounts: deviceCounts, describe: describe, kvmDevicePath: kvmDevice))
+            deviceCounts: deviceCounts, cpus: cpus, describe: describe, kvmDevicePath: kvmDevice))
     }
 
     /// The checked log level.

@@ -61,6 +61,23 @@ package enum BootState {
         return registers
     }
 
+    /// The CPUID leaves for the vCPU with local APIC ID `apicID`: what KVM supports, with
+    /// the initial APIC ID in leaf 1 (EBX bits 31:24) and the x2APIC ID in leaves 0xB and
+    /// 0x1F (EDX) set to `apicID`, as each processor of a real machine reports its own.
+    ///
+    /// - Complexity: O(n) in the number of leaves.
+    package static func cpuid(_ supported: [CPUIDEntry], apicID: UInt32) -> [CPUIDEntry] {
+        supported.map { leaf in
+            var leaf = leaf
+            switch leaf.function {
+            case 0x1: leaf.ebx = (leaf.ebx & 0x00FF_FFFF) | (apicID & 0xFF) << 24
+            case 0xB, 0x1F: leaf.edx = apicID
+            default: break
+            }
+            return leaf
+        }
+    }
+
     /// The identity-map page tables for `layout`: the low 4 GiB and all RAM.
     package static func pageTables(for layout: GuestMemoryLayout) throws(IdentityPageTables.BuildError) -> IdentityPageTables {
         try IdentityPageTables(

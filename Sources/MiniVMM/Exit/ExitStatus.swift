@@ -98,8 +98,9 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
             self = .usage
         case .failed(.plan(.tooFewMemorySlots)), .failed(.plan(.resources(.noFreeMemorySlot))):
             self = .kvmUnavailable
-        case .failed(.plan(.resources(.noFreeGSI))), .failed(.plan(.resources(.outOfMMIOSpace))),
-            .failed(.plan(.resources(.noFreeInstance))):
+        case .failed(.plan(.tooManyCPUs)), .failed(.plan(.resources(.noFreeGSI))),
+            .failed(.plan(.resources(.outOfMMIOSpace))), .failed(.plan(.resources(.noFreeInstance))),
+            .failed(.plan(.resources(.noFreeVcpuID))):
             self = .usage
         case .failed(.plan(.resources(.reservedRangeTaken))), .failed(.plan(.resources(.notAttached))):
             self = .internalError

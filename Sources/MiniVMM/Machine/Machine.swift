@@ -1,5 +1,6 @@
 import KVM
 import Logging
+import Synchronization
 import SystemPackage
 import VMAllocator
 
@@ -64,18 +65,22 @@ final class Machine {
         }
         try Self.load(plan: plan, into: memory, host: host)
 
-        let cpuid: [CPUIDEntry]
+        // The bootstrap processor starts in the ABI's entry state; the APs stay as KVM
+        // creates them with an in-kernel irqchip, waiting for the guest's INIT-SIPI-SIPI.
         var vcpus: [Vcpu] = []
         do {
-            cpuid = try kvmStep(.setUpVcpu(0)) { () throws(KVMError) in try kvm.supportedCPUID() }
-            let id: UInt32 = 0
-            vcpus.append(try kvmStep(.setUpVcpu(id)) { () throws(KVMError) in
-                let vcpu = try vm.createVcpu(id: id)
-                try vcpu.setCPUID2(cpuid)
-                try vcpu.modifySpecialRegisters { BootState.apply(to: &$0) }
-                try vcpu.setRegisters(BootState.generalRegisters())
-                return vcpu
-            })
+            let supported = try kvmStep(.setUpVcpu(0)) { () throws(KVMError) in try kvm.supportedCPUID() }
+            for id in plan.vcpus {
+                vcpus.append(try kvmStep(.setUpVcpu(id)) { () throws(KVMError) in
+                    let vcpu = try vm.createVcpu(id: id)
+                    try vcpu.setCPUID2(BootState.cpuid(supported, apicID: id))
+                    if id == plan.vcpus[0] {
+                        try vcpu.modifySpecialRegisters { BootState.apply(to: &$0) }
+                        try vcpu.setRegisters(BootState.generalRegisters())
+                    }
+                    return vcpu
+                })
+            }
         } catch {
             throw .machine(error)
         }
@@ -175,8 +180,13 @@ final class Machine {
         }
     }
 
-    /// Runs the guest until it exits, crashes or the stop latch is set. Each vCPU's kick is
-    /// an observer of the latch; stdin is pumped into COM1 meanwhile.
+    /// Runs the guest until it exits, crashes or the stop latch is set, one thread per vCPU
+    /// (the bootstrap processor on the calling thread). Each vCPU's kick is an observer of
+    /// the latch; stdin is pumped into COM1 meanwhile.
+    ///
+    /// The first vCPU to end the machine (an exit-port write, a crash, a failing `KVM_RUN`)
+    /// decides how it ends; it then sets the latch, which kicks every other vCPU out of
+    /// `KVM_RUN`. Every vCPU thread is joined before this returns.
     func run() -> MachineEnd {
         do {
             for vcpu in vcpus {
@@ -196,8 +206,46 @@ final class Machine {
             pump.stop()
             shutDownDevices()
         }
-        return RunLoop(
-            vcpu: vcpus[0], ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, logger: host.logger
-        ).run()
+        let first = FirstEnd()
+        var threads: [HostThread] = []
+        var startFailure: MachineEnd?
+        let stop = host.stop
+        for vcpu in vcpus.dropFirst() {
+            // Each vCPU and its loop are handed to exactly one thread and not touched here
+            // again; the buses, devices and latch they share are Sendable.
+            nonisolated(unsafe) let loop = runLoop(for: vcpu)
+            do {
+                threads.append(try HostThread { first.record(loop.run(), stop: stop) })
+            } catch {
+                startFailure = .failed(.machine(MachineError(.startHostIO, .host(error))))
+                host.stop.request(.finished)
+                break
+            }
+        }
+        if startFailure == nil { first.record(runLoop(for: vcpus[0]).run(), stop: host.stop) }
+        for thread in threads { thread.join() }
+        return startFailure ?? first.end ?? .stopped(host.stop.reason ?? .finished)
+    }
+
+    private func runLoop(for vcpu: Vcpu) -> RunLoop<Vcpu> {
+        RunLoop(vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, logger: host.logger)
+    }
+}
+
+/// How the machine ended, as decided by the first vCPU to end it.
+private final class FirstEnd: Sendable {
+    private let first = Mutex<MachineEnd?>(nil)
+
+    /// The recorded end, if a vCPU ended the machine.
+    var end: MachineEnd? { first.withLock { $0 } }
+
+    /// Records how a vCPU ended the machine, unless another did first, and stops the rest.
+    /// A vCPU that was stopped by the latch records nothing.
+    func record(_ end: MachineEnd, stop: StopLatch) {
+        if case .stopped = end { return }
+        first.withLock { first in
+            if first == nil { first = end }
+        }
+        stop.request(.finished)
     }
 }

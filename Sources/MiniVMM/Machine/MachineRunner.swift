@@ -65,7 +65,8 @@ package enum MachineRunner {
         }
         logger.debug("opened \(path): API version 12, \(slots) memory slots")
         do {
-            return (kvm, try MachinePlan(blueprint, host: .init(memorySlots: UInt32(clamping: slots))))
+            let limits = MachinePlan.HostLimits(memorySlots: UInt32(clamping: slots), maxVcpus: kvm.maxVcpus())
+            return (kvm, try MachinePlan(blueprint, host: limits))
         } catch {
             throw .plan(error)
         }

@@ -26,6 +26,8 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
     case negativeDeviceCount(DeviceKind, Int)
     /// `--timeout` is not a positive finite number of seconds of at most a year.
     case invalidTimeout(Double)
+    /// `--cpus` is outside `1...64`.
+    case invalidCPUCount(Int)
     /// `--log-level` names no level.
     case invalidLogLevel(String)
     /// The devices asked for need more GSIs than the IOAPIC range has free.
@@ -51,6 +53,8 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
             return "--\(kind.descriptor.pluralName) must not be negative (got \(count))"
         case .invalidTimeout(let seconds):
             return "--timeout must be a positive number of seconds (got \(seconds))"
+        case .invalidCPUCount(let count):
+            return "--cpus must be between 1 and \(MachineConfiguration.maximumCPUs) (got \(count))"
         case .invalidLogLevel(let text):
             return "invalid --log-level '\(text)': use trace, debug, info, notice, warning, error or critical"
         case .tooManyDevices(let requested, let available):

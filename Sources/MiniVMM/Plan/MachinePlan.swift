@@ -47,10 +47,13 @@ package struct MachinePlan: Hashable, Sendable {
     package struct HostLimits: Hashable, Sendable {
         /// KVM memory slots (`KVM_CAP_NR_MEMSLOTS`).
         package var memorySlots: UInt32
+        /// The most vCPUs a VM may have (`KVM_CAP_MAX_VCPUS`).
+        package var maxVcpus: Int
 
         /// Creates limits.
-        package init(memorySlots: UInt32) {
+        package init(memorySlots: UInt32, maxVcpus: Int = MachineConfiguration.maximumCPUs) {
             self.memorySlots = memorySlots
+            self.maxVcpus = maxVcpus
         }
     }
 
@@ -64,9 +67,11 @@ package struct MachinePlan: Hashable, Sendable {
     package private(set) var ram: [RAMRegion] = []
     /// Boot devices, by kind (registry order), then instance.
     package private(set) var devices: [DeviceResources] = []
+    /// vCPU IDs (also local APIC IDs), ascending; the first is the bootstrap processor.
+    package private(set) var vcpus: [UInt32] = []
 
     /// Finishes `blueprint` for a host with `host` limits: a memory slot for each boot RAM
-    /// range, then for each device kind in registry order and each instance, its window and
+    /// range, a vCPU ID for each CPU, then for each device kind in registry order and each instance, its window and
     /// GSI (docs/guest-abi.md gives the order).
     ///
     /// - Throws: ``PlanError``.
@@ -82,6 +87,9 @@ package struct MachinePlan: Hashable, Sendable {
         guard host.memorySlots >= UInt32(layout.ranges.count) else {
             throw .tooFewMemorySlots(needed: layout.ranges.count, available: host.memorySlots)
         }
+        guard blueprint.configuration.cpus <= host.maxVcpus else {
+            throw .tooManyCPUs(requested: blueprint.configuration.cpus, available: host.maxVcpus)
+        }
         configuration = blueprint.configuration
         self.layout = layout
         do {
@@ -92,6 +100,9 @@ package struct MachinePlan: Hashable, Sendable {
             }
             for (index, range) in layout.ranges.enumerated() {
                 ram.append(try resources.takeMemorySlot(for: range, owner: .ram(index)))
+            }
+            for _ in 0..<configuration.cpus {
+                vcpus.append(try resources.takeVcpuID())
             }
             for kind in DeviceKind.allCases {
                 for _ in 0..<configuration.count(of: kind) {
@@ -104,7 +115,7 @@ package struct MachinePlan: Hashable, Sendable {
     }
 
     /// The boot-information entries in ABI order: RAM regions, exit port, COM1, IOAPIC,
-    /// local APIC, then the devices by kind and instance.
+    /// local APIC, the devices by kind and instance, then one entry per CPU by APIC ID.
     ///
     /// - Complexity: O(number of regions and devices).
     package var bootInformationEntries: [BootInformation.Entry] {
@@ -127,6 +138,9 @@ package struct MachinePlan: Hashable, Sendable {
                 kind: device.kind.descriptor.bootKind, instance: UInt16(truncatingIfNeeded: device.instance),
                 gsi: device.gsi, base: device.window.start, size: device.window.count, memorySlot: nil))
         }
+        for id in vcpus {
+            entries.append(.init(kind: .cpu, instance: UInt16(id), gsi: nil, base: 0, size: 0, memorySlot: nil))
+        }
         return entries
     }
 
@@ -142,6 +156,8 @@ package struct MachinePlan: Hashable, Sendable {
 package enum PlanError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The boot RAM needs more KVM memory slots than the host offers (a host limit).
     case tooFewMemorySlots(needed: Int, available: UInt32)
+    /// More vCPUs than the host allows (`KVM_CAP_MAX_VCPUS`): a usage error.
+    case tooManyCPUs(requested: Int, available: Int)
     /// A resource could not be handed out.
     case resources(ResourceError)
 
@@ -150,6 +166,8 @@ package enum PlanError: Error, Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .tooFewMemorySlots(let needed, let available):
             "guest RAM needs \(needed) KVM memory slots but the host offers only \(available)"
+        case .tooManyCPUs(let requested, let available):
+            "--cpus \(requested) is more than the \(available) vCPUs this host's KVM allows"
         case .resources(let error):
             error.description
         }

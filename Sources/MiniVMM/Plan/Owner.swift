@@ -8,6 +8,8 @@ package enum Owner: Hashable, Sendable, Comparable, CustomStringConvertible {
     case device(DeviceKind, instance: UInt32)
     /// Something with a fixed place in the machine.
     case fixed(FixedOwner)
+    /// The vCPU with this ID, which is also its local APIC ID (`cpu0`).
+    case cpu(UInt32)
 
     /// The owner's name as users see it.
     package var description: String {
@@ -15,6 +17,7 @@ package enum Owner: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .ram(let index): "ram\(index)"
         case .device(let kind, let instance): "\(kind.rawValue)\(instance)"
         case .fixed(let owner): owner.rawValue
+        case .cpu(let id): "cpu\(id)"
         }
     }
 }

@@ -7,6 +7,8 @@ package enum ResourceError: Error, Hashable, Sendable, CustomStringConvertible {
     case noFreeGSI(owner: Owner?, available: Int)
     /// No window of the kind's size and alignment is left in the 32-bit MMIO gap.
     case outOfMMIOSpace(kind: DeviceKind)
+    /// Every vCPU ID is taken.
+    case noFreeVcpuID(available: Int)
     /// Every instance number of the kind is taken.
     case noFreeInstance(kind: DeviceKind)
     /// A fixed range (legacy ports, a reserved page, boot RAM) could not be taken by exact
@@ -26,6 +28,8 @@ package enum ResourceError: Error, Hashable, Sendable, CustomStringConvertible {
         case .outOfMMIOSpace(let kind):
             let size = ResourceFormat.size(kind.descriptor.windowSize)
             return "no free \(size) window left in the 32-bit MMIO gap for a \(kind.rawValue)"
+        case .noFreeVcpuID(let available):
+            return "no free vCPU ID: all \(available) are in use"
         case .noFreeInstance(let kind):
             return "no free \(kind.rawValue) instance number"
         case .reservedRangeTaken(let owner, let start, let end):

@@ -34,6 +34,11 @@ extension ResourceManager {
         lines += ResourceFormat.table(numberRows(
             taken: gsiOwners.sorted { $0.key < $1.key }.map { ($0.key, ["\($0.value)"]) },
             first: gsis.rangeBase, last: gsis.rangeEnd))
+
+        lines.append("vCPUs (vCPU and local APIC IDs \(vcpuIDs.rangeBase)-\(vcpuIDs.rangeEnd)):")
+        lines += ResourceFormat.table(numberRows(
+            taken: vcpuOwners.sorted { $0.key < $1.key }.map { ($0.key, ["\($0.value)"]) },
+            first: vcpuIDs.rangeBase, last: vcpuIDs.rangeEnd))
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -46,6 +46,8 @@ package struct ResourceManager: Hashable, Sendable {
     package private(set) var mmio: AddressAllocator
     /// GSIs over `4...23`.
     package private(set) var gsis: IdAllocator
+    /// vCPU IDs, which are also local APIC IDs, over `0..<64`.
+    package private(set) var vcpuIDs: IdAllocator
     /// Instance numbers, one allocator per device kind.
     package private(set) var instances: [DeviceKind: IdAllocator]
 
@@ -57,6 +59,8 @@ package struct ResourceManager: Hashable, Sendable {
     package private(set) var mmioOwners: [RangeInclusive: Owner] = [:]
     /// Owner of each taken GSI.
     package private(set) var gsiOwners: [UInt32: Owner] = [:]
+    /// Owner of each taken vCPU ID.
+    package private(set) var vcpuOwners: [UInt32: Owner] = [:]
 
     /// A manager with the fixed resources taken: legacy and COM1 ports, the exit port, the
     /// reserved MMIO pages and COM1's GSI.
@@ -77,6 +81,7 @@ package struct ResourceManager: Hashable, Sendable {
         ports = Self.makeAddressAllocator(0...0xFFFF)
         mmio = mmioSpace
         gsis = Self.makeIdAllocator(Self.firstGSI...Self.lastGSI)
+        vcpuIDs = Self.makeIdAllocator(0...UInt32(MachineConfiguration.maximumCPUs - 1))
         instances = Dictionary(uniqueKeysWithValues: DeviceKind.allCases.map {
             ($0, Self.makeIdAllocator(0...Self.lastInstance))
         })
@@ -108,6 +113,22 @@ package struct ResourceManager: Hashable, Sendable {
         ramRegions[slot] = region
         checkInvariants()
         return region
+    }
+
+    // MARK: vCPUs
+
+    /// Takes the lowest free vCPU ID (also the vCPU's local APIC ID).
+    ///
+    /// - Throws: ``ResourceError/noFreeVcpuID(available:)``; nothing changes then.
+    /// - Complexity: O(log r) for r runs of free IDs.
+    package mutating func takeVcpuID() throws(ResourceError) -> UInt32 {
+        let id: UInt32
+        do { id = try vcpuIDs.allocateID() } catch {
+            throw .noFreeVcpuID(available: MachineConfiguration.maximumCPUs)
+        }
+        vcpuOwners[id] = .cpu(id)
+        checkInvariants()
+        return id
     }
 
     // MARK: Devices
@@ -208,6 +229,8 @@ package struct ResourceManager: Hashable, Sendable {
                "GSI owners vs allocations")
         assert(ramRegions.keys.allSatisfy { memorySlots.isAllocated($0) }
                && memorySlots.allocatedCount == UInt64(ramRegions.count), "RAM regions vs slot allocations")
+        assert(vcpuOwners.keys.allSatisfy { vcpuIDs.isAllocated($0) }
+               && vcpuIDs.allocatedCount == UInt64(vcpuOwners.count), "vCPU owners vs IDs")
         assert(DeviceKind.allCases.allSatisfy { kind in
             let live = mmioOwners.values.filter { if case .device(kind, _) = $0 { true } else { false } }
             return instances[kind]?.allocatedCount == UInt64(live.count)
