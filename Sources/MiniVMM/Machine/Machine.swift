@@ -41,6 +41,8 @@ final class Machine {
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private var devices: [Attached] = []
+    /// Holds every vCPU out of `KVM_RUN` on request.
+    let pauseGate: PauseGate
 
     /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
     /// straight into it, the boot structures, the vCPUs, then the devices.
@@ -91,6 +93,7 @@ final class Machine {
         self.vm = vm
         self.memory = memory
         self.vcpus = vcpus
+        pauseGate = PauseGate(vcpus: vcpus.count)
         let logger = host.logger
         ports = DeviceBus(spaceName: "port", onUnclaimed: Self.unclaimedReporter("port", logger))
         mmio = DeviceBus(spaceName: "MMIO", onUnclaimed: Self.unclaimedReporter("MMIO", logger))
@@ -192,7 +195,9 @@ final class Machine {
             for vcpu in vcpus {
                 let kick = try kvmStep(.runVcpu(vcpu.id)) { () throws(KVMError) in try vcpu.kickHandle() }
                 host.stop.addObserver { kick.kick() }
+                pauseGate.addKick { kick.kick() }
             }
+            host.stop.addObserver { [pauseGate] in pauseGate.release() }
         } catch {
             return .failed(.machine(error))
         }
@@ -228,7 +233,9 @@ final class Machine {
     }
 
     private func runLoop(for vcpu: Vcpu) -> RunLoop<Vcpu> {
-        RunLoop(vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, logger: host.logger)
+        RunLoop(
+            vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, pause: pauseGate,
+            logger: host.logger)
     }
 }
 

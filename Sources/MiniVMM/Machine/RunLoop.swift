@@ -29,10 +29,15 @@ package final class RunLoop<V: VcpuRunning> {
     private let mmio: DeviceBus
     private let exitPort: ExitPort
     private let stop: StopLatch
+    private let pause: PauseGate?
     private let logger: Logger
 
-    /// A loop for `vcpu` over the machine's buses, exit port and stop latch.
-    package init(vcpu: V, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, logger: Logger) {
+    /// A loop for `vcpu` over the machine's buses, exit port, stop latch and pause gate.
+    package init(
+        vcpu: V, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, pause: PauseGate? = nil,
+        logger: Logger
+    ) {
+        self.pause = pause
         self.vcpu = vcpu
         self.ports = ports
         self.mmio = mmio
@@ -44,6 +49,7 @@ package final class RunLoop<V: VcpuRunning> {
     /// Runs until this vCPU is done and says how: ``MachineEnd/stopped(_:)`` when the latch
     /// stopped it, otherwise the end this vCPU saw.
     package func run() -> MachineEnd {
+        defer { pause?.vcpuEnded() }
         while true {
             let exit: VcpuExit
             do {
@@ -70,6 +76,7 @@ package final class RunLoop<V: VcpuRunning> {
                 // leaves the kick set again, so the next run() returns at once; none is lost.
                 vcpu.clearKick()
                 if let reason = stop.reason { return .stopped(reason) }
+                pause?.park()
             case .hlt:
                 return crash("guest halted with no way to wake up (KVM_EXIT_HLT)")
             case .shutdown:
