@@ -57,6 +57,10 @@
 #define KIND_LAPIC 5
 #define KIND_TIMER 6
 #define KIND_DMA_CONSOLE 7
+/* One per vCPU, after every other entry: instance = local APIC ID (= KVM vCPU ID; 0 is the
+ * BSP, the APs are 1..N-1), no GSI, base 0, size 0, no slot. Entries of a kind a guest does
+ * not know must be skipped: new kinds may appear at any position in version 1. */
+#define KIND_CPU 8
 
 /* Timer device registers (32-bit). */
 #define TIMER_MAGIC_VALUE 0x524D4954 /* "TIMR" */
@@ -87,6 +91,8 @@
 #define IOAPIC_REDIR_LOW(pin) (0x10 + 2 * (pin))
 #define IOAPIC_REDIR_HIGH(pin) (0x11 + 2 * (pin))
 #define IOAPIC_REDIR_MASKED (1u << 16)
+#define LAPIC_ID 0x20 /* bits 31:24: this CPU's APIC ID */
+#define LAPIC_ID_SHIFT 24
 #define LAPIC_EOI 0xB0
 #define LAPIC_SVR 0xF0
 #define LAPIC_SVR_ENABLE 0x100
@@ -94,10 +100,33 @@
 #define LAPIC_LVT_LINT0 0x350
 #define LAPIC_LVT_MASKED (1u << 16)
 #define LAPIC_TIMER_INITIAL 0x380
+/* Interprocessor interrupts: write ICR_HIGH (destination) first; writing ICR_LOW sends. */
+#define LAPIC_ICR_LOW 0x300
+#define LAPIC_ICR_HIGH 0x310
+#define LAPIC_ICR_DEST_SHIFT 24     /* ICR_HIGH = APIC ID << 24 (physical destination) */
+#define LAPIC_ICR_INIT 0x4500       /* INIT, level assert */
+#define LAPIC_ICR_STARTUP 0x4600    /* start-up IPI: | (start address >> 12) */
+#define LAPIC_ICR_FIXED 0x4000      /* fixed delivery, level assert: | vector */
 #define LAPIC_TIMER_DIVIDE 0x3E0
 #define LAPIC_TIMER_DIVIDE_BY_16 0x3
 
 /* Where an image is loaded and where free RAM for test guests' buffers starts. */
 #define IMAGE_BASE 0x100000
+
+/* Every CPU's local APIC is at this address (also in the local-APIC table entry). */
+#define LAPIC_BASE 0xFEE00000
+/* minivmm's identity page tables (CR3 at entry): valid for as long as a guest leaves
+ * 0x10000-0x6FFFF alone, so APs may load the same CR3. */
+#define BOOT_PAGE_TABLES 0x10000
+
+/* Guest-owned low RAM, never written by minivmm: 0x4000-0xFFFF and 0x80000-0x9FFFF
+ * (docs/guest-abi.md, "Multiprocessor start-up"). The guests in this tree use them for
+ * the AP start-up trampoline (one page; the SIPI vector is its address >> 12) and one
+ * 2 KiB stack per AP (APIC ID n: top at AP_STACKS_BASE + (n + 1) * AP_STACK_SIZE, so
+ * APIC IDs up to 63 fit below 0xA0000). */
+#define AP_TRAMPOLINE 0x8000
+#define AP_STACKS_BASE 0x80000
+#define AP_STACK_SIZE 0x800
+#define AP_MAX_CPUS 64
 
 #endif

@@ -51,14 +51,26 @@ static void put_optional(uint32_t value) {
     }
 }
 
+/* The resource kinds the demo lists. CPU entries are reported by the SMP step instead, and
+ * entries of kinds this guest does not know are skipped, as the ABI asks, so with one CPU
+ * the listing is the same as from a minivmm without CPU entries. */
+static int listed_kind(uint16_t kind) {
+    return kind >= KIND_RAM && kind <= KIND_DMA_CONSOLE;
+}
+
 void bootinfo_print(const struct bootinfo_header *header) {
+    uint16_t listed = 0;
+    for (uint16_t i = 0; i < header->entry_count; i++) {
+        if (listed_kind(bootinfo_entry(header, i)->kind)) listed++;
+    }
     put_str("bootinfo: version ");
     put_dec(header->version);
     put_str(", ");
-    put_dec(header->entry_count);
+    put_dec(listed);
     put_str(" entries\n");
     for (uint16_t i = 0; i < header->entry_count; i++) {
         const struct bootinfo_entry *entry = bootinfo_entry(header, i);
+        if (!listed_kind(entry->kind)) continue;
         put_resource_name(entry->kind, entry->instance);
         put_str(": base ");
         put_hex(entry->base);

@@ -33,6 +33,8 @@ const struct bootinfo_entry *bootinfo_entry(const struct bootinfo_header *header
 /* The first entry of `kind`, or exits with status 2 naming it. */
 const struct bootinfo_entry *bootinfo_require(const struct bootinfo_header *header,
                                               uint16_t kind);
+/* Prints the number of resource entries (kinds 1-7) and one line per such entry; CPU
+ * entries and unknown kinds are not listed. */
 void bootinfo_print(const struct bootinfo_header *header);
 /* One past the highest RAM byte of any RAM entry. */
 uint64_t bootinfo_ram_top(const struct bootinfo_header *header);

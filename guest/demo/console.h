@@ -27,6 +27,7 @@ enum exit_status {
     EXIT_RAM_PATTERN = 9,
     EXIT_CPU_EXCEPTION = 10,
     EXIT_UNEXPECTED_INTERRUPT = 11,
+    EXIT_SMP = 12,
 };
 
 /* Starts the line "FAIL <check>: "; the caller prints details, then calls fail_exit. */

@@ -3,6 +3,7 @@
 #include "../abi.h"
 #include "console.h"
 #include "io.h"
+#include "smp.h"
 
 struct idt_gate {
     uint16_t offset_low;
@@ -34,6 +35,14 @@ static volatile uint32_t delivered[256];
 static uint64_t lapic;
 static uint64_t ioapic;
 
+static void load_idt(void) {
+    struct __attribute__((packed)) {
+        uint16_t limit;
+        uint64_t base;
+    } idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
+    __asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
+}
+
 void interrupts_init(uint64_t lapic_base, uint64_t ioapic_base) {
     lapic = lapic_base;
     ioapic = ioapic_base;
@@ -49,17 +58,18 @@ void interrupts_init(uint64_t lapic_base, uint64_t ioapic_base) {
             .reserved = 0,
         };
     }
-    struct __attribute__((packed)) {
-        uint16_t limit;
-        uint64_t base;
-    } idtr = {sizeof(idt) - 1, (uint64_t)(uintptr_t)idt};
-    __asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
+    load_idt();
 
     /* The IOAPIC delivers device interrupts; keep the 8259 out of the way. */
     outb(PIC1_DATA, 0xFF);
     outb(PIC2_DATA, 0xFF);
     mmio_write32(lapic + LAPIC_LVT_LINT0, LAPIC_LVT_MASKED);
     mmio_write32(lapic + LAPIC_LVT_TIMER, LAPIC_LVT_MASKED | VECTOR_WATCHDOG);
+    mmio_write32(lapic + LAPIC_SVR, LAPIC_SVR_ENABLE | VECTOR_SPURIOUS);
+}
+
+void interrupts_init_ap(void) {
+    load_idt();
     mmio_write32(lapic + LAPIC_SVR, LAPIC_SVR_ENABLE | VECTOR_SPURIOUS);
 }
 
@@ -99,6 +109,17 @@ int wait_for_vector(uint8_t vector, uint32_t seen, uint32_t timeout_ms) {
     return delivered[vector] != seen;
 }
 
+int wait_for_count(const volatile uint32_t *counter, uint32_t target, uint32_t timeout_ms) {
+    uint32_t watchdog_seen = delivered[VECTOR_WATCHDOG];
+    watchdog_arm(timeout_ms);
+    /* Interrupts open for one instruction per round, so the watchdog can end the wait. */
+    while (*counter < target && delivered[VECTOR_WATCHDOG] == watchdog_seen) {
+        __asm__ volatile("sti; pause; cli" : : : "memory");
+    }
+    watchdog_disarm();
+    return *counter >= target;
+}
+
 static __attribute__((noreturn)) void report_exception(const struct interrupt_frame *frame) {
     fail_begin("cpu-exception");
     put_str("vector ");
@@ -114,6 +135,12 @@ void interrupt_dispatch(struct interrupt_frame *frame) {
     uint64_t vector = frame->vector;
     if (vector < 32) report_exception(frame);
     if (vector == VECTOR_SPURIOUS) return; /* spurious: no EOI */
+    if (vector == VECTOR_IPI) {
+        /* Handled apart: APs take it concurrently, and delivered[] is not updated atomically. */
+        smp_ipi_received();
+        mmio_write32(lapic + LAPIC_EOI, 0);
+        return;
+    }
     delivered[vector]++;
     mmio_write32(lapic + LAPIC_EOI, 0);
     if (vector != VECTOR_WATCHDOG && (vector < VECTOR_DEVICE_BASE || vector >= VECTOR_DEVICE_BASE + 24)) {

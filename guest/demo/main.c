@@ -1,12 +1,14 @@
 /*
  * The minivmm demo guest: finds every resource minivmm handed it in the boot-information
- * table, prints them over COM1, then exercises each one. Exit statuses: console.h.
+ * table, prints them over COM1, starts the other CPUs if it has several (smp.c), then
+ * exercises each device. Exit statuses: console.h.
  */
 #include "../abi.h"
 #include "bootinfo.h"
 #include "checks.h"
 #include "console.h"
 #include "interrupts.h"
+#include "smp.h"
 
 int guest_main(uint64_t bootinfo_address);
 
@@ -46,6 +48,7 @@ int guest_main(uint64_t bootinfo_address) {
     const struct bootinfo_entry *lapic = bootinfo_require(header, KIND_LAPIC);
     const struct bootinfo_entry *ioapic = bootinfo_require(header, KIND_IOAPIC);
     interrupts_init(lapic->base, ioapic->base);
+    smp_run(header);
 
     for_each_kind(header, KIND_DMA_CONSOLE, run_dma_console);
     for_each_kind(header, KIND_TIMER, run_timer);
