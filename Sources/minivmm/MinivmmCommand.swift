@@ -16,7 +16,8 @@ struct MinivmmCommand: ParsableCommand {
 
             Exit status: 0-63 the guest's status from exit port 0xF4; 64 bad command line; \
             65 invalid image; 66 image not found or unreadable; 69 KVM unusable; 70 internal \
-            error; 71 host OS failure; 76 guest crashed or broke the ABI; 124 timeout.
+            error; 71 host OS failure; 76 guest crashed or broke the ABI; 124 timeout; \
+            128 + n stopped by signal n (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
             """)
 
     @Argument(help: "The flat guest image, loaded at guest-physical 0x100000.")
@@ -69,29 +70,46 @@ struct MinivmmCommand: ParsableCommand {
                 return .failure(CommandLineOutcome(status: 0, text: fullMessage(for: error), toStandardError: false))
             }
             return .failure(CommandLineOutcome(
-                status: MinivmmExitStatus.usage.code, text: fullMessage(for: error), toStandardError: true))
+                status: MinivmmExitStatus.usage.code, text: usageError(for: error), toStandardError: true))
         }
         do {
             return .success((try command.machineConfiguration(), try command.level()))
         } catch {
             return .failure(CommandLineOutcome(
-                status: error.status.code, text: "minivmm: \(error.message)", toStandardError: true))
+                status: error.status.code, text: StandardErrorLogHandler.line(.error, error.message), toStandardError: true))
         }
     }
 
+    /// A parser error in minivmm's stderr style: `minivmm: error: missing expected argument
+    /// '<image>'`, then a hint line.
+    static func usageError(for error: any Error) -> String {
+        var message = self.message(for: error).trimmingPrefix("Error: ")
+        if let first = message.first, first.isUppercase, message.dropFirst().first?.isLowercase ?? true {
+            message = first.lowercased() + message.dropFirst()
+        }
+        return StandardErrorLogHandler.line(.error, "\(message)\nsee 'minivmm --help'")
+    }
+
     static func main() {
+        // First, before any thread exists: every thread inherits the signal mask.
+        Signals.prepareProcess()
+        let stop: StopLatch
+        do {
+            stop = try StopLatch()
+        } catch {
+            let line = StandardErrorLogHandler.line(.error, "cannot set up: \(error)")
+            ConsoleWriter.writeWithoutLatch(line, toStandardError: true)
+            Glibc.exit(MinivmmExitStatus.hostFailure.code)
+        }
         switch interpret(Array(CommandLine.arguments.dropFirst())) {
         case .failure(let outcome):
-            outcome.print()
+            outcome.print(stop: stop)
             Glibc.exit(outcome.status)
         case .success(let (configuration, level)):
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            let errors = ConsoleWriter.standardError(stop: stop)
+            LoggingSystem.bootstrap { _ in StandardErrorLogHandler(writer: errors, logLevel: level) }
             let logger = Logger(label: "minivmm")
-            Glibc.exit(MachineRunner.run(configuration, logger: logger).code)
+            Glibc.exit(MachineRunner.run(configuration, logger: logger, stop: stop).code)
         }
     }
 }
@@ -105,10 +123,11 @@ struct CommandLineOutcome: Error {
     /// Whether `text` goes to stderr (errors) or stdout (help).
     var toStandardError: Bool
 
-    func print() {
+    /// Writes the text to stdout or stderr; a closed or full descriptor drops it.
+    func print(stop: StopLatch) {
         guard !text.isEmpty else { return }
         let line = text.hasSuffix("\n") ? text : text + "\n"
-        let console = FileDescriptorConsole(fileDescriptor: toStandardError ? STDERR_FILENO : STDOUT_FILENO)
+        let console = toStandardError ? ConsoleWriter.standardError(stop: stop) : ConsoleWriter.standardOutput(stop: stop)
         Array(line.utf8).withUnsafeBytes { console.write($0) }
     }
 }

@@ -15,8 +15,11 @@ import Synchronization
 //
 // Transmission is instantaneous, so THR and the transmitter are always empty (LSR.THRE and
 // LSR.TEMT stay set). Host input waits in an unbounded backlog and moves into the receive
-// FIFO (16 bytes, or 1 with FIFOs off) as the guest reads, so no input is ever dropped; the
-// only overrun is in loopback mode, where the guest feeds the FIFO itself.
+// FIFO (16 bytes, or 1 with FIFOs off) only when the guest could see it: when it reads RBR,
+// LSR or IIR, or while the received-data interrupt is enabled. So a FIFO reset (FCR) can
+// only discard bytes the guest could already have seen, and input that arrives before the
+// guest sets up its UART is never lost. The only overrun is in loopback mode, where the
+// guest feeds the FIFO itself.
 
 /// A 16550A UART as a guest driver sees it: divisor latch, FIFOs, line and modem status,
 /// loopback, and interrupts with the chip's priorities.
@@ -29,6 +32,8 @@ public final class Serial16550: BusDevice {
     private let output: any ConsoleOutput
     private let interrupt: any InterruptLine
     private let state = Mutex(SerialState())
+    /// The one-shot ``notifyWhenPendingInput(below:_:)`` request: threshold and callback.
+    private let drainWaiter = Mutex<(limit: Int, body: @Sendable () -> Void)?>(nil)
 
     /// Creates a UART in its reset state; transmitted bytes go to `output`, interrupts to
     /// `interrupt`.
@@ -45,7 +50,7 @@ public final class Serial16550: BusDevice {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
             state.backlog.append(contentsOf: bytes)
-            state.refillReceiveFIFO()
+            state.refillIfAnnounced()
             updateLine(&state)
         }
     }
@@ -56,10 +61,32 @@ public final class Serial16550: BusDevice {
         state.withLock { $0.backlog.count + $0.receiveFIFO.count }
     }
 
+    /// Calls `body` once, from the thread of the guest read that brings
+    /// ``pendingInputCount`` below `limit`, or at once when it is below already: how the
+    /// stdin pump waits for the guest without polling. A new request replaces an unfired one.
+    /// `body` must not call back into the UART.
+    func notifyWhenPendingInput(below limit: Int, _ body: @escaping @Sendable () -> Void) {
+        drainWaiter.withLock { $0 = (limit, body) }
+        notifyDrainWaiter()
+    }
+
+    /// Fires the drain waiter if the pending input is below its limit. Called after guest
+    /// reads, outside the state lock; costs one uncontended lock when nobody waits.
+    private func notifyDrainWaiter() {
+        let body: (@Sendable () -> Void)? = drainWaiter.withLock { waiter in
+            guard let current = waiter, pendingInputCount < current.limit else { return nil }
+            waiter = nil
+            return current.body
+        }
+        body?()
+    }
+
     /// Handles an `in` of `width` bytes; each byte is a read of the register at its port,
     /// as on an ISA bus. Bytes beyond the eight registers read as `0xFF`.
     public func read(offset: UInt64, width: Int) -> UInt64 {
-        state.withLock { state in
+        // Only an RBR read (offset 0) lowers the pending input.
+        defer { if offset == 0 { notifyDrainWaiter() } }
+        return state.withLock { state in
             var value: UInt64 = 0
             for index in 0..<min(max(width, 0), 8) {
                 let port = offset &+ UInt64(index)
@@ -126,6 +153,7 @@ public final class Serial16550: BusDevice {
     /// - Complexity: O(buffer.count).
     public func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
         guard (1...8).contains(width) else { return }
+        defer { notifyDrainWaiter() }
         let elements = buffer.count / width
         state.withLock { state in
             for element in 0..<elements {

@@ -117,8 +117,16 @@ struct SerialState {
         return status
     }
 
+    /// Whether the received-data interrupt is enabled, so that host input may be announced
+    /// to the guest without it looking.
+    var receiveInterruptEnabled: Bool { interruptEnable & IER.receivedData != 0 }
+
     /// Moves backlog bytes into the receive FIFO while it has room. In loopback the
     /// receiver is cut off from the outside, so the backlog waits.
+    ///
+    /// Called only when the guest could see the result (a read of RBR, LSR or IIR, or with
+    /// the received-data interrupt enabled): bytes stay in the backlog until then, so a FIFO
+    /// reset (FCR) during the guest's UART set-up cannot discard input it never saw.
     mutating func refillReceiveFIFO() {
         guard !loopback else { return }
         while receiveFIFO.count < receiveCapacity, let byte = backlog.popFirst() {
@@ -131,12 +139,14 @@ struct SerialState {
         switch register {
         case 0:
             if dlabSet { return UInt8(truncatingIfNeeded: divisorLatch) }
-            let byte = receiveFIFO.popFirst() ?? 0
             refillReceiveFIFO()
+            let byte = receiveFIFO.popFirst() ?? 0
+            refillIfAnnounced()
             return byte
         case 1:
             return dlabSet ? UInt8(truncatingIfNeeded: divisorLatch >> 8) : interruptEnable
         case 2:
+            refillReceiveFIFO()
             let identification = interruptIdentification
             // Reading IIR while it reports THR empty acknowledges that interrupt.
             if identification & 0x0F == IIR.transmitterEmpty { transmitterEmptyPending = false }
@@ -146,6 +156,7 @@ struct SerialState {
         case 4:
             return modemControl
         case 5:
+            refillReceiveFIFO()
             let status = lineStatus
             overrun = false
             return status
@@ -182,6 +193,7 @@ struct SerialState {
                 transmitterEmptyPending = enabled & IER.transmitterEmpty != 0
             }
             interruptEnable = enabled
+            refillIfAnnounced()
         case 2:
             writeFIFOControl(byte)
         case 3:
@@ -208,7 +220,13 @@ struct SerialState {
             // The transmit FIFO is always empty: nothing to clear.
             receiveTriggerLevel = [1, 4, 8, 14][Int(byte >> 6)]
         }
-        refillReceiveFIFO()
+        refillIfAnnounced()
+    }
+
+    /// Refills the receive FIFO when the received-data interrupt would announce the bytes;
+    /// otherwise they wait in the backlog for the guest's next RBR, LSR or IIR read.
+    mutating func refillIfAnnounced() {
+        if receiveInterruptEnabled { refillReceiveFIFO() }
     }
 
     private mutating func writeModemControl(_ value: UInt8) {
@@ -220,6 +238,6 @@ struct SerialState {
         if changed & MSR.dsr != 0 { modemStatusDeltas |= MSR.deltaDSR }
         if before & MSR.ri != 0 && after & MSR.ri == 0 { modemStatusDeltas |= MSR.trailingEdgeRI }
         if changed & MSR.dcd != 0 { modemStatusDeltas |= MSR.deltaDCD }
-        refillReceiveFIFO()
+        refillIfAnnounced()
     }
 }

@@ -23,6 +23,8 @@ public enum MinivmmExitStatus: Hashable, Sendable, CustomStringConvertible {
     case guestCrashed
     /// `--timeout` expired before the guest exited (124).
     case timeout
+    /// SIGINT, SIGTERM or SIGHUP stopped the machine (128 + the signal number: 130, 143, 129).
+    case stoppedBySignal(Int32)
 
     /// The largest status a guest can pass through the exit port.
     public static let largestGuestStatus: UInt64 = 63
@@ -45,6 +47,7 @@ public enum MinivmmExitStatus: Hashable, Sendable, CustomStringConvertible {
         case .hostFailure: 71
         case .guestCrashed: 76
         case .timeout: 124
+        case .stoppedBySignal(let number): 128 + number
         }
     }
 
@@ -60,6 +63,7 @@ public enum MinivmmExitStatus: Hashable, Sendable, CustomStringConvertible {
         case .hostFailure: "host OS failure"
         case .guestCrashed: "guest crashed"
         case .timeout: "timeout"
+        case .stoppedBySignal(let number): "stopped by \(Signals.name(number))"
         }
     }
 }

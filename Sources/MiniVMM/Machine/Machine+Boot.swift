@@ -2,7 +2,7 @@ import KVM
 
 extension Machine {
     static func loadBootStructures(
-        into memory: GuestMemory, layout: GuestMemoryLayout, bootInformation: [UInt8], image: [UInt8]
+        into memory: GuestMemory, layout: GuestMemoryLayout, bootInformation: [UInt8]
     ) throws(MinivmmError) {
         let tables: IdentityPageTables
         do {
@@ -17,7 +17,6 @@ extension Machine {
             ("GDT", GuestMemoryLayout.gdtAddress, GlobalDescriptorTable.bytes),
             ("boot information", GuestMemoryLayout.bootInfoAddress, bootInformation),
             ("page tables", GuestMemoryLayout.pageTablesAddress, tables.bytes),
-            ("image", GuestMemoryLayout.imageBase, image),
         ]
         for (name, address, bytes) in pieces where !memory.write(bytes, at: address) {
             throw MinivmmError(.internalError, "\(name) does not fit in guest RAM at 0x\(String(address, radix: 16))")

@@ -5,7 +5,7 @@ extension Machine {
     /// Creates the devices and attaches each to its allocated window: the exit port and
     /// COM1 on the port bus, timers and DMA consoles on the MMIO bus with irqfd lines.
     static func makeDevices(
-        resources: MachineResources, vm: VirtualMachine, memory: GuestMemory, console: FileDescriptorConsole,
+        resources: MachineResources, vm: VirtualMachine, memory: GuestMemory, console: ConsoleWriter,
         exitPort: ExitPort, ports: DeviceBus, mmio: DeviceBus
     ) throws(MinivmmError) -> AttachedDevices {
         try attach(exitPort, to: resources.exitPort, on: ports)
@@ -44,11 +44,6 @@ struct AttachedDevices {
     let serial: Serial16550
     /// The timers, whose pending expiries must be cancelled at the end.
     let timers: [TimerDevice]
-
-    /// Starts feeding stdin to COM1.
-    func startInput() {
-        InputPump(serial: serial).start()
-    }
 
     /// Cancels the timers' pending expiries.
     func shutdown() {

@@ -14,7 +14,8 @@ final class Machine {
     private let vcpu: Vcpu
     private let resources: MachineResources
     private let exitPort = ExitPort()
-    private let console = FileDescriptorConsole()
+    private let stop: StopLatch
+    private let console: ConsoleWriter
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private let devices: AttachedDevices
@@ -22,7 +23,10 @@ final class Machine {
     /// Enough memory slots for any layout, for checking the command line before KVM is open.
     private static let slotsAssumedForValidation: UInt32 = 64
 
-    init(configuration: MachineConfiguration, logger: Logger) throws(MinivmmError) {
+    /// Builds the machine: KVM, guest memory, then the image read straight into that memory.
+    /// `stop` ends any wait (a FIFO image, a blocked stdout) and the guest itself.
+    init(configuration: MachineConfiguration, logger: Logger, stop: StopLatch) throws(MinivmmError) {
+        let console = ConsoleWriter(descriptor: .standardOutput, stop: stop)
         let layout = try Self.resource { () throws(ResourceError) in try GuestMemoryLayout(memorySize: configuration.memorySize) }
         // Device counts are command-line errors: check them before the image and KVM
         // (the real layout below needs the host's slot count).
@@ -31,9 +35,6 @@ final class Machine {
                 memorySize: configuration.memorySize, timers: configuration.timers, consoles: configuration.consoles,
                 maxMemorySlots: Self.slotsAssumedForValidation)
         }
-        let image = try GuestImage.load(path: configuration.imagePath, maximumSize: layout.maximumImageSize)
-        logger.debug("image \(configuration.imagePath): \(image.count) bytes; memory \(configuration.memorySize) bytes")
-
         let kvm = try Self.kvm("open \(configuration.kvmDevicePath)") { () throws(KVMError) in
             let kvm = try Kvm(path: configuration.kvmDevicePath)
             try kvm.requireCapabilities(KVMCapability.monitorEssentials)
@@ -49,7 +50,7 @@ final class Machine {
         if configuration.describe {
             let text = resources.describe()
             let line = text.hasSuffix("\n") ? text : text + "\n"
-            Array(line.utf8).withUnsafeBytes { FileDescriptorConsole().write($0) }
+            Array(line.utf8).withUnsafeBytes { console.write($0) }
         }
 
         let vm = try Self.kvm("VM set-up") { () throws(KVMError) in
@@ -63,7 +64,9 @@ final class Machine {
         let memory = try Self.kvm("guest memory") { () throws(KVMError) in
             try GuestMemory(regions: resources.ramRegions.map { ($0.base, $0.size, $0.slot) }, vm: vm)
         }
-        try Self.loadBootStructures(into: memory, layout: layout, bootInformation: resources.bootInformation(), image: image)
+        let imageSize = try Self.loadImage(configuration.imagePath, into: memory, layout: layout, stop: stop)
+        logger.debug("image \(configuration.imagePath): \(imageSize) bytes; memory \(configuration.memorySize) bytes")
+        try Self.loadBootStructures(into: memory, layout: layout, bootInformation: resources.bootInformation())
 
         let vcpu = try Self.kvm("vCPU set-up") { () throws(KVMError) in
             let vcpu = try vm.createVcpu(id: 0)
@@ -75,6 +78,8 @@ final class Machine {
 
         self.configuration = configuration
         self.logger = logger
+        self.stop = stop
+        self.console = console
         self.kvm = kvm
         self.vm = vm
         self.memory = memory
@@ -99,22 +104,53 @@ final class Machine {
         }
     }
 
-    /// Runs the guest to the end.
-    func run() -> MinivmmExitStatus {
-        let watchdog: Watchdog?
-        if let timeout = configuration.timeout {
-            do {
-                watchdog = Watchdog(timeout: timeout, kick: try vcpu.kickHandle())
-            } catch {
-                logger.error("cannot arm the --timeout watchdog: \(error)")
-                return .hostFailure
-            }
-        } else {
-            watchdog = nil
+    /// Reads the image into low RAM at ``GuestMemoryLayout/imageBase``; returns its size.
+    private static func loadImage(
+        _ path: String, into memory: GuestMemory, layout: GuestMemoryLayout, stop: StopLatch
+    ) throws(MinivmmError) -> Int {
+        guard let destination = memory.hostBuffer(at: GuestMemoryLayout.imageBase, count: Int(layout.maximumImageSize)) else {
+            throw MinivmmError(.internalError, "low RAM does not hold the image area")
         }
-        devices.startInput()
-        let status = RunLoop(vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, watchdog: watchdog, logger: logger).run()
+        do {
+            return try GuestImage.load(path: path, into: destination, stop: stop)
+        } catch {
+            throw error.minivmmError
+        }
+    }
+
+    /// Runs the guest until it exits, crashes or `stop` is requested; the vCPU's kick is an
+    /// observer of the stop latch, and stdin is pumped into COM1 meanwhile.
+    func run() -> MinivmmExitStatus {
+        do {
+            let kick = try vcpu.kickHandle()
+            stop.addObserver { kick.kick() }
+        } catch {
+            logger.error("cannot prepare the vCPU for stopping: \(error)")
+            return .hostFailure
+        }
+        let pump: InputPump
+        do {
+            pump = try InputPump(input: .standardInput, serial: devices.serial)
+        } catch {
+            logger.error("cannot start reading stdin: \(error)")
+            return .hostFailure
+        }
+        let status = RunLoop(vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, stop: stop, logger: logger).run()
+        pump.stop()
         devices.shutdown()
         return status
+    }
+}
+
+extension ImageError {
+    /// The error that ends minivmm: a missing, unreadable or directory image is "not found"
+    /// (66), an empty or too large one invalid (65). A stop is reported by its reason
+    /// (``MachineRunner``), never by this status.
+    var minivmmError: MinivmmError {
+        switch self {
+        case .notFound, .unreadable, .directory: MinivmmError(.imageNotFound, description)
+        case .empty, .tooLarge: MinivmmError(.invalidImage, description)
+        case .stopped: MinivmmError(.internalError, description)
+        }
     }
 }

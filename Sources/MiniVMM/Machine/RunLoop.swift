@@ -2,7 +2,7 @@ import KVM
 import Logging
 
 /// The single vCPU's run loop: runs the guest and dispatches each exit to the buses until
-/// the guest asks to stop, crashes or the watchdog fires.
+/// the guest asks to stop, crashes or a stop is requested (timeout or signal).
 ///
 /// The port-I/O and MMIO paths neither allocate nor log (after the first unclaimed access
 /// to an address), so the per-exit cost stays close to that of a bare C loop.
@@ -11,15 +11,15 @@ final class RunLoop {
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private let exitPort: ExitPort
-    private let watchdog: Watchdog?
+    private let stop: StopLatch
     private let logger: Logger
 
-    init(vcpu: Vcpu, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, watchdog: Watchdog?, logger: Logger) {
+    init(vcpu: Vcpu, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, logger: Logger) {
         self.vcpu = vcpu
         self.ports = ports
         self.mmio = mmio
         self.exitPort = exitPort
-        self.watchdog = watchdog
+        self.stop = stop
         self.logger = logger
     }
 
@@ -48,11 +48,10 @@ final class RunLoop {
                     access.setValue(mmio.read(access.address, width: access.length))
                 }
             case .interrupted:
-                if let watchdog, watchdog.hasFired {
-                    logger.error("guest still running after the --timeout of \(watchdog.timeout); stopped")
-                    return .timeout
-                }
+                // Clear first, then check: a request between the two kicks again, so
+                // it is seen on the next KVM_RUN at the latest; never lost.
                 vcpu.clearKick()
+                if let reason = stop.reason { return MachineRunner.status(for: reason) }
             case .hlt:
                 return crash(.guestCrashed, "guest halted with no way to wake up (KVM_EXIT_HLT)")
             case .shutdown:
