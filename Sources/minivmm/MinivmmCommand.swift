@@ -35,6 +35,13 @@ struct MinivmmCommand: ParsableCommand {
     @Option(help: "Number of DMA console devices.")
     var consoles: Int = 1
 
+    @Option(
+        name: .customLong("device"),
+        help: ArgumentHelp(
+            "Number of devices of a kind, e.g. --device timer=2; repeatable, overrides --timers and --consoles.",
+            valueName: "KIND=N"))
+    var devices: [String] = []
+
     @Option(help: "Number of vCPUs (1 to 64, at most what the host's KVM allows).")
     var cpus: Int = 1
 
@@ -47,14 +54,15 @@ struct MinivmmCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
-    /// The device count for each kind, from its option.
-    var deviceCounts: [DeviceKind: Int] {
-        var counts: [DeviceKind: Int] = [:]
-        for kind in DeviceKind.allCases {
-            switch kind {
-            case .timer: counts[kind] = timers
-            case .dmaConsole: counts[kind] = consoles
+    /// The device count for each kind: `--timers` and `--consoles`, then every `--device`.
+    func deviceCounts() throws(ConfigurationError) -> [DeviceKind: Int] {
+        var counts: [DeviceKind: Int] = [.timer: timers, .dmaConsole: consoles]
+        for text in devices {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let kind = DeviceKind(rawValue: parts[0]), let count = Int(parts[1]) else {
+                throw .invalidDeviceOption(text)
             }
+            counts[kind] = count
         }
         return counts
     }
@@ -63,7 +71,7 @@ struct MinivmmCommand: ParsableCommand {
     func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
         try MachinePlan.Blueprint(MachineConfiguration(
             imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
-            deviceCounts: deviceCounts, cpus: cpus, describe: describe, kvmDevicePath: kvmDevice))
+            deviceCounts: deviceCounts(), cpus: cpus, describe: describe, kvmDevicePath: kvmDevice))
     }
 
     /// The checked log level.

@@ -22,6 +22,8 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
     case emptyImagePath
     /// The `--kvm-device` path is empty.
     case emptyKVMDevicePath
+    /// A `--device` value is not `KIND=N` with a known kind.
+    case invalidDeviceOption(String)
     /// A device count was negative.
     case negativeDeviceCount(DeviceKind, Int)
     /// `--timeout` is not a positive finite number of seconds of at most a year.
@@ -49,6 +51,9 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
             return "the image path is empty"
         case .emptyKVMDevicePath:
             return "the --kvm-device path is empty"
+        case .invalidDeviceOption(let text):
+            let kinds = DeviceKind.allCases.map(\.rawValue).joined(separator: ", ")
+            return "invalid --device '\(text)': expected KIND=N with KIND one of \(kinds)"
         case .negativeDeviceCount(let kind, let count):
             return "--\(kind.descriptor.pluralName) must not be negative (got \(count))"
         case .invalidTimeout(let seconds):
