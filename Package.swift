@@ -36,7 +36,8 @@ let package = Package(
                 "KVM",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["DESIGN.md"]
         ),
         .executableTarget(
             name: "minivmm",

@@ -215,10 +215,11 @@ final class Machine {
         var threads: [HostThread] = []
         var startFailure: MachineEnd?
         let stop = host.stop
+        let epoch = ContinuousClock.now
         for vcpu in vcpus.dropFirst() {
             // Each vCPU and its loop are handed to exactly one thread and not touched here
             // again; the buses, devices and latch they share are Sendable.
-            nonisolated(unsafe) let loop = runLoop(for: vcpu)
+            nonisolated(unsafe) let loop = runLoop(for: vcpu, epoch: epoch)
             do {
                 threads.append(try HostThread { first.record(loop.run(), stop: stop) })
             } catch {
@@ -227,15 +228,15 @@ final class Machine {
                 break
             }
         }
-        if startFailure == nil { first.record(runLoop(for: vcpus[0]).run(), stop: host.stop) }
+        if startFailure == nil { first.record(runLoop(for: vcpus[0], epoch: epoch).run(), stop: host.stop) }
         for thread in threads { thread.join() }
         return startFailure ?? first.end ?? .stopped(host.stop.reason ?? .finished)
     }
 
-    private func runLoop(for vcpu: Vcpu) -> RunLoop<Vcpu> {
+    private func runLoop(for vcpu: Vcpu, epoch: ContinuousClock.Instant) -> RunLoop<Vcpu> {
         RunLoop(
             vcpu: vcpu, ports: ports, mmio: mmio, exitPort: exitPort, stop: host.stop, pause: pauseGate,
-            logger: host.logger)
+            logger: host.logger, epoch: epoch)
     }
 }
 

@@ -94,7 +94,7 @@ package enum MachineRunner {
     }
 
     /// `duration` in milliseconds with one decimal, e.g. "5.7".
-    private static func milliseconds(_ duration: Duration) -> String {
+    static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
         return "\(tenths / 10).\(tenths % 10)"

@@ -31,12 +31,15 @@ package final class RunLoop<V: VcpuRunning> {
     private let stop: StopLatch
     private let pause: PauseGate?
     private let logger: Logger
+    /// When the machine started running guest code, for start-up timings in debug logs.
+    private let epoch: ContinuousClock.Instant
 
     /// A loop for `vcpu` over the machine's buses, exit port, stop latch and pause gate.
     package init(
         vcpu: V, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, pause: PauseGate? = nil,
-        logger: Logger
+        logger: Logger, epoch: ContinuousClock.Instant = .now
     ) {
+        self.epoch = epoch
         self.pause = pause
         self.vcpu = vcpu
         self.ports = ports
@@ -56,6 +59,7 @@ package final class RunLoop<V: VcpuRunning> {
                 exit = try vcpu.run()
             } catch .failed(_, .resourceTemporarilyUnavailable) {
                 // An AP woken from wait-for-SIPI returns EAGAIN once: enter it again.
+                logger.debug("vCPU \(vcpu.id) started by the guest \(MachineRunner.milliseconds(ContinuousClock.now - epoch)) ms after the first guest instruction")
                 continue
             } catch {
                 // The runner reports failures, once.
