@@ -28,7 +28,7 @@ final class Machine {
     init(configuration: MachineConfiguration, logger: Logger, stop: StopLatch) throws(MinivmmError) {
         let console = ConsoleWriter(descriptor: .standardOutput, stop: stop)
         let layout = try Self.resource { () throws(ResourceError) in try GuestMemoryLayout(memorySize: configuration.memorySize) }
-        // Device counts are command-line errors: check them before the image and KVM
+        // Device counts are command-line errors: check them before KVM and the image
         // (the real layout below needs the host's slot count).
         _ = try Self.resource { () throws(ResourceError) in
             try MachineResources(
@@ -47,12 +47,6 @@ final class Machine {
                 memorySize: configuration.memorySize, timers: configuration.timers, consoles: configuration.consoles,
                 maxMemorySlots: UInt32(clamping: maxSlots))
         }
-        if configuration.describe {
-            let text = resources.describe()
-            let line = text.hasSuffix("\n") ? text : text + "\n"
-            Array(line.utf8).withUnsafeBytes { console.write($0) }
-        }
-
         let vm = try Self.kvm("VM set-up") { () throws(KVMError) in
             let vm = try kvm.createVM()
             try vm.setTSSAddress(resources.tss.start)
@@ -67,6 +61,12 @@ final class Machine {
         let imageSize = try Self.loadImage(configuration.imagePath, into: memory, layout: layout, stop: stop)
         logger.debug("image \(configuration.imagePath): \(imageSize) bytes; memory \(configuration.memorySize) bytes")
         try Self.loadBootStructures(into: memory, layout: layout, bootInformation: resources.bootInformation())
+        // After the image, as before: a run that fails on its image prints no map.
+        if configuration.describe {
+            let text = resources.describe()
+            let line = text.hasSuffix("\n") ? text : text + "\n"
+            Array(line.utf8).withUnsafeBytes { console.write($0) }
+        }
 
         let vcpu = try Self.kvm("vCPU set-up") { () throws(KVMError) in
             let vcpu = try vm.createVcpu(id: 0)
