@@ -48,6 +48,24 @@ struct HostIOTests {
         #expect(child.stderr.contains("minivmm: error: --timeout"))
     }
 
+    @Test func timeoutFiresWhenStdoutAndStderrAreOneFIFONobodyReads() throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let fifo = directory.appendingPathComponent("out").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        let writer = open(fifo, O_WRONLY | O_CLOEXEC)
+        defer {
+            close(reader)
+            close(writer)
+        }
+        let start = Date()
+        // Guest output fills the FIFO; then the timeout message cannot be written either.
+        let child = try MinivmmChild(["--timeout", "1", "--log-level", "trace", outsb100k], stdout: writer, stderr: writer)
+        #expect(child.wait(limit: 30) == 124)
+        #expect(seconds(since: start) < 10)
+    }
+
     @Test func nonBlockingStdoutOnAFullPipeWaitsWithoutSpinning() throws {
         let (reader, writer) = makePipe()
         defer {
