@@ -20,7 +20,12 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
     ],
     targets: [
-        .target(name: "VMAllocator"),
+        .target(
+            name: "VMAllocator",
+            // Debug builds (tests, fuzzer) check every mutation's invariants; release
+            // builds (benchmarks, users) compile the checks away.
+            swiftSettings: [.define("VMALLOCATOR_CHECKS", .when(configuration: .debug))]
+        ),
         .systemLibrary(name: "CKVM", path: "Sources/CKVM"),
         .target(
             name: "KVM",

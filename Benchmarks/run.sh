@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the allocator benchmark suite RUNS times (default 3) in release mode and prints the
-# summary of docs/performance.md (each figure the lowest over the runs).
+# Runs the allocator benchmark suite RUNS times (default 3) in release mode, each time
+# followed by the C++ floor program (floor/floor.cpp), and prints the summary of
+# docs/performance.md (each figure the lowest over the runs) with the floor comparison.
 #
 #   Benchmarks/run.sh [RUNS]
 set -euo pipefail
@@ -12,6 +13,11 @@ if ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 cd "$(dirname "${BASH_SOURCE[0]}")"
 rm -rf .build/results-*
+# The C++ floor (issue 11): the same phases on std::map and a counter plus a free list,
+# run right after the Swift suite in every run so both columns share the run's conditions.
+mkdir -p .build
+echo "benchmarks: building the C++ floor (.build/floor)" >&2
+g++ -O2 -std=c++17 -Wall -Wextra -Werror -o .build/floor floor/floor.cpp
 directories=()
 for run in $(seq 1 "$runs"); do
     directory=".build/results-$run"
@@ -30,6 +36,8 @@ for run in $(seq 1 "$runs"); do
         echo "benchmarks: a workload returned a wrong result" >&2
         exit 1
     fi
+    echo "benchmarks: run $run of $runs, C++ floor" >&2
+    .build/floor >"$directory/floor.tsv"
     directories+=("$directory")
 done
 python3 summarize.py "${directories[@]}"

@@ -19,7 +19,7 @@ import sys
 SIZES = [1_000, 10_000, 100_000, 1_000_000]
 METRICS = {"Time_per_op_(ps)": "ps", "Heap_per_live_alloc_(B)": "heap"}
 SCALE = {"K": 1e3, "M": 1e6, "G": 1e9}
-PATTERN = re.compile(r"\.AllocatorBenchmarks\.(W\d)_(\w+)_N=(\d+)\.(.+)\.histogram\.percentiles\.tsv$")
+PATTERN = re.compile(r"\.AllocatorBenchmarks\.([WI]\d)_(\w+)_N=(\d+)\.(.+)\.histogram\.percentiles\.tsv$")
 
 
 def percentiles(path):
@@ -76,6 +76,69 @@ def table(results, percentile):
     return misses
 
 
+FLOOR_PHASES = [
+    "W1 firstMatch", "W2 firstMatch", "W3 firstMatch",
+    "W1 lastMatch", "W2 lastMatch", "W3 lastMatch",
+    "I1 allocateID", "I2 freeID", "I3 reallocate",
+]
+FLOOR_SIZES = [100_000, 1_000_000]
+RUST_VMM_ALLOCATE_ID_NS = 4.3  # issue 11: rust-vmm 0.1.4 allocate_id, nothing freed, N=100k
+
+
+def load_floor(directory):
+    """(phase, n) -> (median ps, fastest ps) from one run of the C++ floor, or None."""
+    path = directory / "floor.tsv"
+    if not path.exists():
+        return None
+    floor = {}
+    for line in path.read_text().splitlines():
+        phase, n, median, fastest = line.split("\t")
+        floor[(phase, int(n))] = (float(median), float(fastest))
+    return floor
+
+
+def floor_table(directories):
+    """VMAllocator against the floor measured in the same runs: each column the lowest
+    median over the runs, and the range of the ratios of the single runs."""
+    runs = []
+    for directory in directories:
+        floor = load_floor(directory)
+        if floor is not None:
+            runs.append((load([directory]), floor))
+    if not runs:
+        return []
+    misses = []
+    print("\nAgainst the floor (median sample, ns per operation; each column the lowest over the"
+          " runs; ratio = VMAllocator / floor, from those columns, with the range of the"
+          " single runs' ratios):\n")
+    print("| phase | N | VMAllocator | floor | ratio | ratio in single runs |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for phase in FLOOR_PHASES:
+        for n in FLOOR_SIZES:
+            ours, theirs, single = [], [], []
+            for results, floor in runs:
+                ps = results.get((phase, n), {}).get("ps")
+                if ps is None or (phase, n) not in floor:
+                    continue
+                ours.append(ps[50] / 1000)
+                theirs.append(floor[(phase, n)][0] / 1000)
+                single.append(ours[-1] / theirs[-1])
+            if not ours:
+                continue
+            ratio = min(ours) / min(theirs)
+            print(f"| {phase} | {n:,} | {min(ours):.1f} | {min(theirs):.1f} | {ratio:.2f}x"
+                  f" | {min(single):.2f}x-{max(single):.2f}x |")
+            if phase.startswith(("W", "I1")) and ratio > 1.5:
+                misses.append(f"{phase} N={n:,}: {ratio:.2f}x the floor (target <= 1.5x)")
+            if phase == "I1 allocateID" and min(ours) > RUST_VMM_ALLOCATE_ID_NS:
+                misses.append(f"{phase} N={n:,}: {min(ours):.1f} ns (rust-vmm: {RUST_VMM_ALLOCATE_ID_NS} ns)")
+    inlined = [floor.get(("I1 allocateID inlined", n)) for _, floor in runs for n in FLOOR_SIZES]
+    inlined = [value[0] / 1000 for value in inlined if value]
+    if inlined:
+        print(f"\n(The ID floor with its calls inlined into the loop: {min(inlined):.1f} ns per allocateID.)")
+    return misses
+
+
 directories = [pathlib.Path(arg) for arg in sys.argv[1:]] or [pathlib.Path(".build/results")]
 results = load(directories)
 if len(directories) > 1:
@@ -90,3 +153,10 @@ for miss in misses:
 print("Targets missed even by the fastest sample:" if fastest_misses else "The fastest sample meets every target.")
 for miss in fastest_misses:
     print(f"- {miss}")
+floor_misses = floor_table(directories)
+if floor_misses:
+    print("\nIssue 11 targets missed:")
+    for miss in floor_misses:
+        print(f"- {miss}")
+elif any((directory / "floor.tsv").exists() for directory in directories):
+    print("\nEvery issue 11 target is met.")

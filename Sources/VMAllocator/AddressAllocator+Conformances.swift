@@ -84,13 +84,20 @@ extension AddressAllocator {
     /// Describes the first violated invariant, or `nil` if all hold: the tree's own
     /// invariants (order, balance, heights, largest-gap summaries); allocations inside
     /// `[base, end]`, disjoint and ascending; each gap running exactly from the previous
-    /// allocation's end (or `base`) to its allocation, so free blocks are maximal; the
-    /// tail starting right after the last allocation; and ``allocatedSize`` matching.
+    /// allocation's end to its allocation, so free blocks are maximal; the first
+    /// allocation's gap empty, the head ending right before it and the tail starting
+    /// right after the last allocation; and ``allocatedSize`` matching.
     ///
     /// - Complexity: O(n).
     func checkInvariants() -> String? {
         if let problem = nodes.checkInvariants() { return problem }
-        var expectedGapStart: UInt64? = base
+        let first = nodes.first
+        let firstStart = first == noNode ? nil : nodes.element(first).start
+        let expectedHeadEnd = firstStart.flatMap { $0 > base ? $0 - 1 : nil }
+        if headEnd != expectedHeadEnd {
+            return "head ends at \(headEnd.map(hex) ?? "nil"), expected \(expectedHeadEnd.map(hex) ?? "nil")"
+        }
+        var expectedGapStart: UInt64? = firstStart ?? base
         var total: UInt64 = 0
         var problem: String?
         nodes.forEachInOrder { node, flagged in
@@ -115,5 +122,22 @@ extension AddressAllocator {
         }
         if total != allocatedSize { return "allocatedSize is \(allocatedSize), allocations hold \(total)" }
         return nil
+    }
+}
+
+extension AddressAllocator {
+    /// Traps if an invariant is violated; called at the end of every mutation. Compiled
+    /// only when the `VMALLOCATOR_CHECKS` condition is set (debug builds of the tests and
+    /// the fuzzer); otherwise empty. The O(n) check runs after every mutation while there
+    /// are at most 512 allocations, then on every 256th allocation count, so that tests
+    /// with many thousands of allocations stay fast.
+    @inline(__always)
+    func _checkInvariants() {
+        #if VMALLOCATOR_CHECKS
+        guard nodes.count <= 512 || nodes.count & 0xFF == 0 else { return }
+        if let problem = checkInvariants() {
+            preconditionFailure("AddressAllocator invariant violated: \(problem)")
+        }
+        #endif
     }
 }

@@ -3,10 +3,11 @@
 ///
 /// Live allocations are kept in an AVL tree ordered by start address; each node also
 /// records the free gap before its allocation, and every subtree records its largest
-/// gap, so the search for a fitting block skips whole subtrees. Free space after the last
-/// allocation (the tail) is kept outside the tree. Free blocks are maximal by
-/// construction: freeing an allocation hands its range and its gap to the next gap.
-/// Memory is one 40-byte node (plus one byte) per live allocation.
+/// gap, so the search for a fitting block skips whole subtrees. Free space before the
+/// first allocation (the head) and after the last one (the tail) is kept outside the
+/// tree, so allocating at either end of the used space changes no gap in it. Free blocks
+/// are maximal by construction: freeing an allocation hands its range and its gap to
+/// the next gap. Memory is one 40-byte node (plus one byte) per live allocation.
 ///
 /// Copies are O(1) and copy-on-write, so taking a snapshot to roll back to is cheap.
 ///
@@ -27,10 +28,14 @@ public struct AddressAllocator: Sendable {
     public let end: UInt64
     /// Total bytes in live allocations.
     public private(set) var allocatedSize: UInt64
-    /// Live allocations, each with the free gap before it.
+    /// Live allocations, each with the free gap before it (always empty for the first
+    /// allocation, whose free space before it is the head).
     var nodes: OrderedTree<AddressNode>
-    /// First address of the free space after the last allocation, `nil` if the last
-    /// allocation ends at `end`.
+    /// Last address of the free space before the first allocation, `[base, headEnd]`;
+    /// `nil` if there is no allocation or the first one starts at `base`.
+    var headEnd: UInt64?
+    /// First address of the free space after the last allocation, `[tailStart, end]`;
+    /// `nil` if the last allocation ends at `end`. With no allocation, `base`.
     var tailStart: UInt64?
 
     /// Creates an allocator managing `size` bytes starting at `base`, all free.
@@ -49,7 +54,8 @@ public struct AddressAllocator: Sendable {
         self.end = end
         var items: [(element: AddressNode, flagged: Bool)] = []
         items.reserveCapacity(allocations.count)
-        var next: UInt64? = base
+        // The first allocation's free space before it is the head, not a gap.
+        var next: UInt64? = allocations.first?.start ?? base
         var total: UInt64 = 0
         for allocation in allocations {
             // Validated input: `next` is non-nil and at most `allocation.start` here.
@@ -59,6 +65,7 @@ public struct AddressAllocator: Sendable {
             next = allocation.end == end ? nil : allocation.end + 1
         }
         allocatedSize = total
+        headEnd = allocations.first.flatMap { $0.start > base ? $0.start - 1 : nil }
         tailStart = next
         nodes = OrderedTree(sorted: items)
     }
@@ -69,9 +76,14 @@ public struct AddressAllocator: Sendable {
     /// Total bytes managed: `end - base + 1`.
     public var size: UInt64 { end - base + 1 }
 
-    /// The free space after the last allocation, if any.
+    /// The free space after the last allocation (all of it, with no allocation), if any.
     var tail: RangeInclusive? {
         tailStart.map { RangeInclusive(validatedStart: $0, end: end) }
+    }
+
+    /// The free space before the first allocation, if any.
+    var head: RangeInclusive? {
+        headEnd.map { RangeInclusive(validatedStart: base, end: $0) }
     }
 
     /// Allocates `size` bytes aligned to `alignment`, placed by `policy`.
@@ -106,8 +118,10 @@ public struct AddressAllocator: Sendable {
         let range: RangeInclusive
         switch policy {
         case .firstMatch:
-            // Gaps all lie below the tail.
-            if let placed = placeInGaps(size: size, alignment: alignment, fromEnd: false) {
+            // The head lies below every gap, and gaps below the tail.
+            if let placed = placeInHead(size: size, alignment: alignment, fromEnd: false) {
+                range = placed
+            } else if let placed = placeInGaps(size: size, alignment: alignment, fromEnd: false) {
                 range = placed
             } else if let placed = placeInTail(size: size, alignment: alignment, fromEnd: false) {
                 range = placed
@@ -119,6 +133,8 @@ public struct AddressAllocator: Sendable {
                 range = placed
             } else if let placed = placeInGaps(size: size, alignment: alignment, fromEnd: true) {
                 range = placed
+            } else if let placed = placeInHead(size: size, alignment: alignment, fromEnd: true) {
+                range = placed
             } else {
                 throw .resourceNotAvailable
             }
@@ -126,7 +142,38 @@ public struct AddressAllocator: Sendable {
             range = try placeExactly(at: address, size: size)
         }
         allocatedSize += range.count
+        _checkInvariants()
         return range
+    }
+
+    /// Places the allocation in the head, if it fits there.
+    private mutating func placeInHead(
+        size: UInt64, alignment: UInt64, fromEnd: Bool
+    ) -> RangeInclusive? {
+        guard let head,
+            let range = fromEnd
+                ? lastFit(in: head, size: size, alignment: alignment)
+                : firstFit(in: head, size: size, alignment: alignment)
+        else { return nil }
+        prependToHead(range)
+        return range
+    }
+
+    /// Makes `range`, inside the head, the first allocation: what lies between it and
+    /// the old first allocation becomes that one's gap, what lies below it the head.
+    private mutating func prependToHead(_ range: RangeInclusive) {
+        // `headEnd` is non-nil and the tree is not empty: the range was placed in the head.
+        let oldFirstStart = (headEnd ?? range.end) + 1
+        let new = AddressNode(gapStart: range.start, start: range.start, end: range.end)
+        if range.end + 1 == oldFirstStart {
+            // No gap between the two: the old first node keeps its empty gap.
+            nodes.insert(new, flagged: false)
+        } else {
+            var oldFirst = nodes.element(nodes.first)
+            oldFirst.gapStart = range.end + 1
+            nodes.carve(key: oldFirstStart, TreeCarving(middle: oldFirst, middleFlagged: false, before: new))
+        }
+        headEnd = range.start > base ? range.start - 1 : nil
     }
 
     /// Carves the first (or last) fitting gap in the tree, if any.
@@ -154,8 +201,15 @@ public struct AddressAllocator: Sendable {
     }
 
     private mutating func appendToTail(_ range: RangeInclusive) {
-        // `tailStart` is non-nil: the range was placed in the tail.
-        let gapStart = tailStart ?? range.start
+        let gapStart: UInt64
+        if nodes.isEmpty {
+            // The first allocation: the space below it becomes the head.
+            gapStart = range.start
+            headEnd = range.start > base ? range.start - 1 : nil
+        } else {
+            // `tailStart` is non-nil: the range was placed in the tail.
+            gapStart = tailStart ?? range.start
+        }
         nodes.insert(AddressNode(gapStart: gapStart, start: range.start, end: range.end), flagged: false)
         tailStart = range.end == end ? nil : range.end + 1
     }
@@ -166,12 +220,17 @@ public struct AddressAllocator: Sendable {
         if predecessor != noNode, address <= nodes.element(predecessor).end {
             throw .resourceNotAvailable
         }
-        // `address` is not allocated; it is free if it lies in the successor's gap or in
-        // the tail (the only free places after the predecessor).
+        // `address` is not allocated; it is free if it lies in the successor's gap (the
+        // head, if the successor is the first allocation) or in the tail (the only free
+        // places after the predecessor).
         let blockEnd: UInt64
         if successor != noNode {
             let next = nodes.element(successor)
-            guard next.gapStart <= address else { throw .resourceNotAvailable }
+            if predecessor == noNode {
+                guard base <= address else { throw .resourceNotAvailable }
+            } else {
+                guard next.gapStart <= address else { throw .resourceNotAvailable }
+            }
             blockEnd = next.start - 1
         } else {
             guard let tailStart, tailStart <= address, address <= end else {
@@ -182,10 +241,12 @@ public struct AddressAllocator: Sendable {
         guard address <= UInt64.max - (size - 1) else { throw .overflow }
         guard address + (size - 1) <= blockEnd else { throw .resourceNotAvailable }
         let range = RangeInclusive(validatedStart: address, end: address + (size - 1))
-        if successor != noNode {
-            nodes.carve(key: nodes.key(successor), Self.carving(range, outOf: nodes.element(successor)))
-        } else {
+        if successor == noNode {
             appendToTail(range)
+        } else if predecessor == noNode {
+            prependToHead(range)
+        } else {
+            nodes.carve(key: nodes.key(successor), Self.carving(range, outOf: nodes.element(successor)))
         }
         return range
     }
@@ -205,15 +266,27 @@ public struct AddressAllocator: Sendable {
     /// - Complexity: O(log n).
     public mutating func free(_ range: RangeInclusive) throws(AllocatorError) {
         // One pass: unlink the allocation and grow the next gap back to where the freed
-        // allocation's gap began.
+        // allocation's gap began. If the first allocation is freed, the next one becomes
+        // the first: its gap and the freed range join the head.
+        let freesFirst = range.start == (headEnd.map { $0 + 1 } ?? base)
+        var successorStart: UInt64?
         let (removed, hadSuccessor) = nodes.remove(
             key: range.start, where: { $0.end == range.end },
-            adjustingSuccessor: { successor, freed in successor.gapStart = freed.gapStart })
+            adjustingSuccessor: { successor, freed in
+                successor.gapStart = freesFirst ? successor.start : freed.gapStart
+                successorStart = successor.start
+            })
         guard let freed = removed else { throw .resourceNotAvailable }
+        if freesFirst {
+            // `successorStart` is set exactly when there was a successor.
+            headEnd = successorStart.map { $0 - 1 }
+        }
         if !hadSuccessor {
-            tailStart = freed.gapStart
+            tailStart = freesFirst ? base : freed.gapStart
+            if freesFirst { headEnd = nil }
         }
         allocatedSize -= range.count
+        _checkInvariants()
     }
 
     /// The live allocation containing `address`, if any.
@@ -241,6 +314,7 @@ public struct AddressAllocator: Sendable {
     /// - Complexity: O(n).
     public var freeRanges: [RangeInclusive] {
         var result: [RangeInclusive] = []
+        if let head { result.append(head) }
         nodes.forEachInOrder { node, _ in
             if let gap = node.gap { result.append(gap) }
         }
@@ -253,7 +327,9 @@ public struct AddressAllocator: Sendable {
     /// - Complexity: O(log n).
     public var largestFreeRange: RangeInclusive? {
         let largestGap = nodes.root == noNode ? 0 : nodes.subtreeSummary(nodes.root)
-        if let tail, tail.count > largestGap { return tail }
+        let tailSize = tail?.count ?? 0
+        if let head, head.count >= largestGap, head.count >= tailSize { return head }
+        if let tail, tailSize > largestGap { return tail }
         guard largestGap > 0 else { return nil }
         let node = nodes.firstNode(mayContain: { $0 >= largestGap }) { node, _ in
             AddressNode.summary(of: node, flagged: false) == largestGap

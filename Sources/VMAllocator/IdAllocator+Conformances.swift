@@ -1,10 +1,14 @@
 extension IdAllocator {
     /// The free runs in ascending order, each with its state (`true`: released).
+    /// (The fresh tail, if any, is the last run.)
     fileprivate var runList: [(start: UInt32, end: UInt32, released: Bool)] {
         var result: [(start: UInt32, end: UInt32, released: Bool)] = []
-        result.reserveCapacity(runs.count)
+        result.reserveCapacity(runs.count + 1)
         runs.forEachInOrder { run, released in
             result.append((run.start, run.end, released))
+        }
+        if let tail = freshTail {
+            result.append((tail.start, tail.end, false))
         }
         return result
     }
@@ -17,7 +21,8 @@ extension IdAllocator: Hashable {
     /// - Complexity: O(r), r the number of free runs.
     public static func == (lhs: IdAllocator, rhs: IdAllocator) -> Bool {
         guard lhs.rangeBase == rhs.rangeBase, lhs.rangeEnd == rhs.rangeEnd,
-            lhs.freeCount == rhs.freeCount, lhs.runs.count == rhs.runs.count
+            lhs.freeCount == rhs.freeCount, lhs.freshStart == rhs.freshStart,
+            lhs.runs.count == rhs.runs.count
         else { return false }
         if lhs.runs.isIdentical(to: rhs.runs) { return true }
         return lhs.runList.elementsEqual(rhs.runList) { $0 == $1 }
@@ -29,10 +34,10 @@ extension IdAllocator: Hashable {
     public func hash(into hasher: inout Hasher) {
         hasher.combine(rangeBase)
         hasher.combine(rangeEnd)
-        runs.forEachInOrder { run, released in
+        for run in runList {
             hasher.combine(run.start)
             hasher.combine(run.end)
-            hasher.combine(released)
+            hasher.combine(run.released)
         }
     }
 }
@@ -99,11 +104,19 @@ extension IdAllocator: Codable {
 extension IdAllocator {
     /// Describes the first violated invariant, or `nil` if all hold: the tree's own
     /// invariants (order, balance, heights), runs inside the range, disjoint and sorted,
-    /// adjacent runs of the same state merged, and ``freeCount`` matching the runs.
+    /// adjacent runs of the same state merged, the fresh tail inside the range (or just
+    /// past it) and above every run in the tree, and ``freeCount`` matching the runs.
     ///
     /// - Complexity: O(r), r the number of free runs.
     func checkInvariants() -> String? {
         if let problem = runs.checkInvariants() { return problem }
+        if freshStart < UInt64(rangeBase) || freshStart > UInt64(rangeEnd) + 1 {
+            return "fresh tail starts at \(freshStart), outside the range"
+        }
+        let last = runs.last
+        if last != noNode, UInt64(runs.element(last).end) >= freshStart {
+            return "run at \(runs.element(last).start) reaches into the fresh tail"
+        }
         var free: UInt64 = 0
         var previous: (end: UInt32, released: Bool)?
         for run in runList {
@@ -122,5 +135,22 @@ extension IdAllocator {
         }
         if free != freeCount { return "freeCount is \(freeCount), runs hold \(free)" }
         return nil
+    }
+}
+
+extension IdAllocator {
+    /// Traps if an invariant is violated; called at the end of every mutation. Compiled
+    /// only when the `VMALLOCATOR_CHECKS` condition is set (debug builds of the tests and
+    /// the fuzzer); otherwise empty. The O(r) check runs after every mutation while there
+    /// are at most 512 runs, then only when the free count is a multiple of 256, so that
+    /// tests with many thousands of runs stay fast.
+    @inline(__always)
+    func _checkInvariants() {
+        #if VMALLOCATOR_CHECKS
+        guard runs.count <= 512 || UInt64(truncatingIfNeeded: freeCount) & 0xFF == 0 else { return }
+        if let problem = checkInvariants() {
+            preconditionFailure("IdAllocator invariant violated: \(problem)")
+        }
+        #endif
     }
 }

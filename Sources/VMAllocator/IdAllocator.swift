@@ -13,9 +13,12 @@ struct FreeIdRun: TreeElement {
 /// Hands out unique `UInt32` IDs from `[rangeBase, rangeEnd]`, for example interrupt
 /// lines or device slots in a VMM, always the smallest free one.
 ///
-/// Free IDs are kept as runs in an AVL tree, each run tagged "released" (handed out and
-/// freed) or "never handed out", so memory grows with the number of runs (17 bytes
-/// each), not IDs. Copies are O(1) and copy-on-write.
+/// The IDs never handed out above the highest one ever handed out (the *fresh tail*) are
+/// kept as a counter, so handing out a new ID while none is released is a bump of that
+/// counter. Every other free ID lies in a run of free IDs in an AVL tree, each run tagged
+/// "released" (handed out and freed) or "never handed out" (skipped by
+/// ``allocate(id:)``), so memory grows with the number of runs (17 bytes each), not IDs.
+/// Copies are O(1) and copy-on-write.
 ///
 /// ## Codable format
 /// A keyed container, stable across versions:
@@ -35,7 +38,10 @@ public struct IdAllocator: Sendable {
     public let rangeEnd: UInt32
     /// Number of free IDs (released or never handed out).
     public private(set) var freeCount: UInt64
-    /// Runs of free IDs; the node tag marks released runs.
+    /// The first ID of the fresh tail `[freshStart, rangeEnd]`: the maximal run of IDs
+    /// never handed out that ends at `rangeEnd`. `UInt64(rangeEnd) + 1` when there is none.
+    var freshStart: UInt64
+    /// Runs of free IDs below the fresh tail; the node tag marks released runs.
     var runs: OrderedTree<FreeIdRun>
 
     /// Creates an allocator for the IDs `[rangeBase, rangeEnd]`, none handed out yet.
@@ -45,12 +51,15 @@ public struct IdAllocator: Sendable {
         guard rangeBase <= rangeEnd else {
             throw .invalidRange(UInt64(rangeBase), UInt64(rangeEnd))
         }
-        self.init(
-            rangeBase: rangeBase, rangeEnd: rangeEnd,
-            runs: [(FreeIdRun(start: rangeBase, end: rangeEnd), false)])
+        self.rangeBase = rangeBase
+        self.rangeEnd = rangeEnd
+        freeCount = UInt64(rangeEnd - rangeBase) + 1
+        freshStart = UInt64(rangeBase)
+        runs = OrderedTree()
     }
 
-    /// Creates an allocator from validated, sorted, coalesced runs.
+    /// Creates an allocator from validated, sorted, coalesced runs (the fresh tail, if
+    /// any, included as the last run).
     init(rangeBase: UInt32, rangeEnd: UInt32, runs: [(element: FreeIdRun, flagged: Bool)]) {
         self.rangeBase = rangeBase
         self.rangeEnd = rangeEnd
@@ -59,7 +68,14 @@ public struct IdAllocator: Sendable {
             free += UInt64(run.element.end - run.element.start) + 1
         }
         freeCount = free
-        self.runs = OrderedTree(sorted: runs)
+        var treeRuns = runs
+        if let last = treeRuns.last, !last.flagged, last.element.end == rangeEnd {
+            freshStart = UInt64(last.element.start)
+            treeRuns.removeLast()
+        } else {
+            freshStart = UInt64(rangeEnd) + 1
+        }
+        self.runs = OrderedTree(sorted: treeRuns)
     }
 
     /// Hands out the smallest free ID, released or never handed out.
@@ -69,12 +85,22 @@ public struct IdAllocator: Sendable {
     ///
     /// - Throws: `resourceNotAvailable` when every ID is live (also for a range ending at
     ///   `UInt32.max`).
-    /// - Complexity: O(log r), r the number of free runs.
+    /// - Complexity: O(1) while no ID below the fresh tail is free (nothing released,
+    ///   nothing skipped); otherwise O(log r), r the number of free runs.
     public mutating func allocateID() throws(AllocatorError) -> UInt32 {
+        if runs.isEmpty {
+            // Every free ID is in the fresh tail: bump the counter.
+            let id = freshStart
+            guard id <= UInt64(rangeEnd) else { throw .resourceNotAvailable }
+            freshStart = id + 1
+            freeCount -= 1
+            _checkInvariants()
+            return UInt32(truncatingIfNeeded: id)
+        }
         let node = runs.first
-        guard node != noNode else { throw .resourceNotAvailable }
         let run = runs.element(node)
         takeFront(of: run, at: node)
+        _checkInvariants()
         return run.start
     }
 
@@ -87,6 +113,20 @@ public struct IdAllocator: Sendable {
     /// - Complexity: O(log r), r the number of free runs.
     public mutating func allocate(id: UInt32) throws(AllocatorError) {
         guard rangeBase <= id, id <= rangeEnd else { throw .outOfRange(id) }
+        defer { _checkInvariants() }
+        if UInt64(id) >= freshStart {
+            // The IDs of the fresh tail below `id` stay never handed out, now as a run in
+            // the tree (no run below them can be merged with them: a never-handed-out run
+            // adjacent to the tail would have been part of it).
+            if UInt64(id) > freshStart {
+                runs.insert(
+                    FreeIdRun(start: UInt32(truncatingIfNeeded: freshStart), end: id - 1),
+                    flagged: false)
+            }
+            freshStart = UInt64(id) + 1
+            freeCount -= 1
+            return
+        }
         let node = runs.floor(id)
         guard node != noNode, id <= runs.element(node).end else { throw .alreadyAllocated(id) }
         let run = runs.element(node)
@@ -120,6 +160,7 @@ public struct IdAllocator: Sendable {
     @discardableResult
     public mutating func freeID(_ id: UInt32) throws(AllocatorError) -> UInt32 {
         guard rangeBase <= id, id <= rangeEnd else { throw .outOfRange(id) }
+        guard UInt64(id) < freshStart else { throw .neverAllocated(id) }
         let (predecessor, match, successor) = runs.neighbors(of: id)
         let holder = match != noNode ? match : predecessor
         if holder != noNode, id <= runs.element(holder).end {
@@ -149,6 +190,7 @@ public struct IdAllocator: Sendable {
             runs.insert(FreeIdRun(start: id, end: id), flagged: true)
         }
         freeCount += 1
+        _checkInvariants()
         return id
     }
 
@@ -156,7 +198,7 @@ public struct IdAllocator: Sendable {
     ///
     /// - Complexity: O(log r), r the number of free runs.
     public func isAllocated(_ id: UInt32) -> Bool {
-        guard rangeBase <= id, id <= rangeEnd else { return false }
+        guard rangeBase <= id, id <= rangeEnd, UInt64(id) < freshStart else { return false }
         let node = runs.floor(id)
         return node == noNode || runs.element(node).end < id
     }
@@ -164,5 +206,11 @@ public struct IdAllocator: Sendable {
     /// Number of live IDs.
     public var allocatedCount: UInt64 {
         UInt64(rangeEnd - rangeBase) + 1 - freeCount
+    }
+
+    /// The fresh tail as a run, if there is one.
+    var freshTail: FreeIdRun? {
+        freshStart <= UInt64(rangeEnd)
+            ? FreeIdRun(start: UInt32(truncatingIfNeeded: freshStart), end: rangeEnd) : nil
     }
 }

@@ -40,13 +40,6 @@ final class NodeStore<Element: TreeElement>: @unchecked Sendable {
         metaChunks.deallocate()
     }
 
-    /// Bytes of heap held for nodes and their chunk tables.
-    var heapBytes: Int {
-        let slots = chunkCount <= 1 ? firstChunkCapacity : chunkCount * Self.chunkSize
-        return slots * (MemoryLayout<Node>.stride + 1)
-            + tableCapacity * 2 * MemoryLayout<UnsafeMutableRawPointer>.stride
-    }
-
     @inline(__always) func node(_ index: Int) -> UnsafeMutablePointer<Node> {
         nodeChunks[index >> Self.chunkShift] + (index & Self.chunkMask)
     }

@@ -48,7 +48,7 @@ struct OrderedTree<Element: TreeElement>: Sendable {
 
     // MARK: Node access (index-checked)
 
-    private func checked(_ node: NodeIndex) -> Int {
+    fileprivate func checked(_ node: NodeIndex) -> Int {
         precondition(Int(node) < store.count, "tree node index out of range")
         return Int(node)
     }
@@ -69,8 +69,8 @@ struct OrderedTree<Element: TreeElement>: Sendable {
     }
     /// Number of slots, live or free.
     var slotCount: Int { store.count }
-    /// Bytes of heap held by the tree's storage.
-    var heapBytes: Int { store.heapBytes }
+    /// Whether the tree has no nodes.
+    var isEmpty: Bool { root == noNode }
 
     /// Whether both trees share storage and root, so hold the same elements (a cheap
     /// test for an unmodified copy).
@@ -99,25 +99,13 @@ struct OrderedTree<Element: TreeElement>: Sendable {
         root = body(TreeStorage(store: store))
     }
 
-    @inline(__always) private mutating func makeUnique() {
+    @inline(__always) fileprivate mutating func makeUnique() {
         if !isKnownUniquelyReferenced(&store) {
             store = store.copy()
         }
     }
 
     // MARK: Updates
-
-    /// Replaces the element and tag of `node` without restructuring.
-    ///
-    /// The new key must keep the in-order sequence sorted. Summaries are not refreshed,
-    /// so this suits only trees without summaries.
-    mutating func setElement(_ node: NodeIndex, _ element: Element, flagged: Bool) {
-        makeUnique()
-        let index = checked(node)
-        store.node(index).pointee.element = element
-        let height = store.meta(index).pointee & ~treeFlagBit
-        store.meta(index).pointee = flagged ? height | treeFlagBit : height
-    }
 
     /// Inserts `element`, whose key must not be present yet, and returns its node.
     ///
@@ -257,6 +245,16 @@ struct OrderedTree<Element: TreeElement>: Sendable {
         return withStorage { $0.first(root) }
     }
 
+    /// The node with the largest key, or `noNode` when empty.
+    ///
+    /// - Complexity: O(log n).
+    var last: NodeIndex {
+        var node = root
+        guard node != noNode else { return noNode }
+        while right(node) != noNode { node = right(node) }
+        return node
+    }
+
     /// The node with the largest key `<= key`, or `noNode`.
     ///
     /// - Complexity: O(log n).
@@ -332,3 +330,17 @@ struct OrderedTree<Element: TreeElement>: Sendable {
 
 /// The tag bit in a node's metadata byte; the other bits hold its height.
 let treeFlagBit: UInt8 = 0x80
+
+extension OrderedTree where Element.Summary == NoSummary {
+    /// Replaces the element and tag of `node` without restructuring.
+    ///
+    /// The new key must keep the in-order sequence sorted. Only trees whose elements
+    /// carry no summary have this: there is no summary that it could leave stale.
+    mutating func setElement(_ node: NodeIndex, _ element: Element, flagged: Bool) {
+        makeUnique()
+        let index = checked(node)
+        store.node(index).pointee.element = element
+        let height = store.meta(index).pointee & ~treeFlagBit
+        store.meta(index).pointee = flagged ? height | treeFlagBit : height
+    }
+}

@@ -111,100 +111,171 @@ struct TreeStorage<Element: TreeElement> {
 
     // MARK: Structural updates
 
-    /// The height and summary of `index`, to tell whether an update below changed it.
+    /// The height (with the tag bit) and summary of `index`, to tell whether an update
+    /// below changed it.
     @inline(__always) private func state(_ index: NodeIndex) -> (UInt8, Element.Summary)? {
         index == noNode ? nil : (metaByte(index).pointee, node(index).pointee.summary)
     }
 
-    /// Whether `child` is still the same subtree root with the same height and summary
-    /// as `before`: then nothing above it needs refreshing.
-    @inline(__always) private func isUnchanged(
-        _ child: NodeIndex, was oldChild: NodeIndex, before: (UInt8, Element.Summary)?
-    ) -> Bool {
-        guard child == oldChild, let before, let after = state(child) else { return false }
-        return before.0 == after.0 && before.1 == after.1
-    }
-
-    func insert(_ new: NodeIndex, under parent: NodeIndex) -> NodeIndex {
-        guard parent != noNode else { return new }
-        if key(new) < key(parent) {
-            let child = left(parent)
-            let before = state(child)
-            let newChild = insert(new, under: child)
-            node(parent).pointee.left = newChild
-            if isUnchanged(newChild, was: child, before: before) { return parent }
-        } else {
-            let child = right(parent)
-            let before = state(child)
-            let newChild = insert(new, under: child)
-            node(parent).pointee.right = newChild
-            if isUnchanged(newChild, was: child, before: before) { return parent }
+    /// Links the leaf `new` into the subtree rooted at `root` by its key and rebalances
+    /// bottom-up, stopping at the first ancestor whose height and summary did not change.
+    /// Returns the new subtree root.
+    func insert(_ new: NodeIndex, under root: NodeIndex) -> NodeIndex {
+        guard root != noNode else { return new }
+        return withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
+            let newKey = key(new)
+            // Bit d of `wentRight` says the path went right below depth d.
+            var wentRight: UInt64 = 0
+            var depth = 0
+            var index = root
+            while true {
+                path[depth] = index
+                let current = node(index)
+                let right = !(newKey < current.pointee.element.key)
+                depth += 1
+                if right {
+                    wentRight |= 1 << UInt64(depth - 1)
+                    let child = current.pointee.right
+                    if child == noNode {
+                        current.pointee.right = new
+                        break
+                    }
+                    index = child
+                } else {
+                    let child = current.pointee.left
+                    if child == noNode {
+                        current.pointee.left = new
+                        break
+                    }
+                    index = child
+                }
+            }
+            var level = depth - 1
+            while true {
+                let current = path[level]
+                let before = state(current)
+                let rebuilt = rebalance(current)
+                if rebuilt == current, let before, let after = state(current),
+                    before.0 == after.0, before.1 == after.1
+                {
+                    // Nothing above this subtree changes.
+                    return root
+                }
+                guard level > 0 else { return rebuilt }
+                level -= 1
+                if wentRight & (1 << UInt64(level)) != 0 {
+                    node(path[level]).pointee.right = rebuilt
+                } else {
+                    node(path[level]).pointee.left = rebuilt
+                }
+            }
         }
-        return rebalance(parent)
     }
 
-    /// Unlinks the node with key `key` below `index` if `accept` approves its element,
+    /// Unlinks the node with key `key` below `root` if `accept` approves its element,
     /// recording it in `removal`, and lets `adjust` change its in-order successor's
-    /// element (not its key) in the same pass. Returns the new subtree root.
+    /// element (not its key) in the same pass. Rebalances bottom-up, stopping at the
+    /// first ancestor above every changed node whose height and summary did not change.
+    /// Returns the new subtree root.
     func remove(
-        _ key: Element.Key, from index: NodeIndex, accept: (Element) -> Bool,
+        _ key: Element.Key, from root: NodeIndex, accept: (Element) -> Bool,
         adjust: (inout Element, Element) -> Void, removal: inout TreeRemoval<Element>
     ) -> NodeIndex {
-        guard index != noNode else { return noNode }
-        let nodeKey = self.key(index)
-        if key < nodeKey {
-            let child = left(index)
-            let before = state(child)
-            let newChild = remove(key, from: child, accept: accept, adjust: adjust, removal: &removal)
-            node(index).pointee.left = newChild
-            if removal.successorPending {
-                // The removed node had no right subtree: its successor is the nearest
-                // ancestor it lies left of, this one.
-                removal.successorPending = false
-                removal.successorAdjusted = true
-                adjust(&node(index).pointee.element, removal.element!)
-                return rebalance(index)
+        guard root != noNode else { return noNode }
+        return withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
+            // Bit d of `wentRight` says the path went right below depth d.
+            var wentRight: UInt64 = 0
+            var depth = 0
+            var index = root
+            // The deepest ancestor the path went left at: the successor of a node
+            // without a right subtree.
+            var lastLeftTurn = -1
+            while true {
+                guard index != noNode else { return root }
+                path[depth] = index
+                let nodeKey = self.key(index)
+                if key < nodeKey {
+                    lastLeftTurn = depth
+                    depth += 1
+                    index = left(index)
+                } else if nodeKey < key {
+                    wentRight |= 1 << UInt64(depth)
+                    depth += 1
+                    index = right(index)
+                } else {
+                    break
+                }
             }
-            if isUnchanged(newChild, was: child, before: before) { return index }
-        } else if nodeKey < key {
-            let child = right(index)
-            let before = state(child)
-            let newChild = remove(key, from: child, accept: accept, adjust: adjust, removal: &removal)
-            node(index).pointee.right = newChild
-            if isUnchanged(newChild, was: child, before: before) { return index }
-        } else {
+            let found = depth
             let element = node(index).pointee.element
-            guard accept(element) else { return index }
+            guard accept(element) else { return root }
             removal.index = index
             removal.element = element
             let leftChild = left(index)
             let rightChild = right(index)
+            // Where the bottom-up pass starts: the deepest level to refresh, the subtree
+            // to link below it first (if `link`), and the level it may stop above.
+            var level: Int
+            var child = noNode
+            var link = true
+            let stopBelow: Int
             if rightChild == noNode {
-                removal.successorPending = true
-                // AVL balance makes a lone child a leaf.
-                return leftChild == noNode ? noNode : rebalance(leftChild)
+                // AVL balance makes a lone left child a leaf: it takes the node's place.
+                if lastLeftTurn >= 0 {
+                    removal.successorAdjusted = true
+                    adjust(&node(path[lastLeftTurn]).pointee.element, element)
+                }
+                guard found > 0 else { return leftChild }
+                level = found - 1
+                child = leftChild
+                stopBelow = lastLeftTurn >= 0 ? lastLeftTurn + 1 : found
+            } else {
+                // The successor, the minimum of the right subtree, takes the node's place.
+                wentRight |= 1 << UInt64(found)
+                depth = found + 1
+                var successor = rightChild
+                while left(successor) != noNode {
+                    path[depth] = successor
+                    depth += 1
+                    successor = left(successor)
+                }
+                removal.successorAdjusted = true
+                adjust(&node(successor).pointee.element, element)
+                let successorRight = right(successor)
+                node(successor).pointee.left = leftChild
+                path[found] = successor
+                if successor == rightChild {
+                    level = found
+                    link = false
+                } else {
+                    node(successor).pointee.right = rightChild
+                    level = depth - 1
+                    child = successorRight
+                }
+                stopBelow = found
             }
-            removal.successorAdjusted = true
-            if leftChild == noNode {
-                // The lone right child is a leaf, and the successor.
-                adjust(&node(rightChild).pointee.element, element)
-                return rebalance(rightChild)
+            while true {
+                let current = path[level]
+                if link {
+                    if wentRight & (1 << UInt64(level)) != 0 {
+                        node(current).pointee.right = child
+                    } else {
+                        node(current).pointee.left = child
+                    }
+                }
+                let before = state(current)
+                let rebuilt = rebalance(current)
+                if level < stopBelow, rebuilt == current, let before, let after = state(current),
+                    before.0 == after.0, before.1 == after.1
+                {
+                    return root
+                }
+                guard level > 0 else { return rebuilt }
+                child = rebuilt
+                link = true
+                level -= 1
             }
-            let (newRight, successor) = removeMinimum(rightChild)
-            adjust(&node(successor).pointee.element, element)
-            node(successor).pointee.left = leftChild
-            node(successor).pointee.right = newRight
-            return rebalance(successor)
         }
-        return rebalance(index)
-    }
-
-    private func removeMinimum(_ index: NodeIndex) -> (root: NodeIndex, minimum: NodeIndex) {
-        let leftChild = left(index)
-        guard leftChild != noNode else { return (right(index), index) }
-        let (newLeft, minimum) = removeMinimum(leftChild)
-        node(index).pointee.left = newLeft
-        return (rebalance(index), minimum)
     }
 
     /// Links slots `lower..<upper` (sorted) into a perfectly balanced subtree.
@@ -313,8 +384,6 @@ struct TreeStorage<Element: TreeElement> {
 struct TreeRemoval<Element: TreeElement> {
     var index = noNode
     var element: Element?
-    /// The removed node's successor is an ancestor not yet reached on the way up.
-    var successorPending = false
     /// The successor exists and was adjusted.
     var successorAdjusted = false
 }

@@ -133,22 +133,6 @@ struct BusTests {
         #expect(reports.accesses.map(\.isLastReport) == [false, false, true])
     }
 
-    @Test func fileDescriptorConsoleWritesEverythingAndSurvivesABadDescriptor() throws {
-        var descriptors: [Int32] = [0, 0]
-        #expect(pipe(&descriptors) == 0)
-        defer { close(descriptors[0]) }
-        let console = FileDescriptorConsole(fileDescriptor: descriptors[1])
-        let message = Array("hello\u{0}\n\u{FF}".utf8)
-        message.withUnsafeBytes { console.write($0) }
-        close(descriptors[1])
-        var received = [UInt8](repeating: 0, count: 64)
-        let count = read(descriptors[0], &received, received.count)
-        #expect(Array(received.prefix(max(count, 0))) == message)
-        // A closed descriptor drops the bytes instead of failing or crashing.
-        message.withUnsafeBytes { console.write($0) }
-        message.withUnsafeBytes { FileDescriptorConsole(fileDescriptor: -1).write($0) }
-    }
-
     @Test func attachRequiresExactlyOneFreeAllocatedWindow() throws {
         let (bus, _, _, _, windows) = try makeBus()
         let device = RecordingDevice()

@@ -61,16 +61,24 @@ enum Workload {
 
     /// W4 over [0, UInt32.max]: `n` allocateID, `n` freeID (ascending), `n` allocateID.
     static func w4(_ allocator: inout IdAllocator, n: Int) throws {
+        try allocateIDs(&allocator, n: n, phase: "W4 allocateID")
+        try freeIDs(&allocator, n: n)
+        try allocateIDs(&allocator, n: n, phase: "W4 reallocate")
+    }
+
+    /// `n` allocateID, which must return 0, 1, 2, … (the smallest free ID each time),
+    /// whether IDs 0..<n are new or all released.
+    static func allocateIDs(_ allocator: inout IdAllocator, n: Int, phase: String) throws {
         for expected in 0..<UInt32(n) {
             let id = try allocator.allocateID()
-            guard id == expected else { throw BenchmarkFailure("W4 allocateID: \(id) != \(expected)") }
+            guard id == expected else { throw BenchmarkFailure("\(phase): \(id) != \(expected)") }
         }
+    }
+
+    /// freeID of 0..<n, ascending.
+    static func freeIDs(_ allocator: inout IdAllocator, n: Int) throws {
         for id in 0..<UInt32(n) {
             try allocator.freeID(id)
-        }
-        for expected in 0..<UInt32(n) {
-            let id = try allocator.allocateID()
-            guard id == expected else { throw BenchmarkFailure("W4 reallocate: \(id) != \(expected)") }
         }
     }
 }

@@ -24,7 +24,7 @@ package final class ConsoleWriter: ConsoleOutput, Sendable {
     /// The descriptor written to; not closed by the writer.
     let descriptor: FileDescriptor
     private let stop: StopLatch
-    /// Whether to poll before writing (pipes, FIFOs, sockets, terminals in blocking mode).
+    /// Whether to poll before writing (pipes, FIFOs, sockets, terminals).
     private let pollsFirst: Bool
     /// Whether the descriptor failed for good; also the lock that serialises writes.
     private let broken: Mutex<Bool>
@@ -38,9 +38,9 @@ package final class ConsoleWriter: ConsoleOutput, Sendable {
         self.descriptor = descriptor
         self.stop = stop
         if let kind = try? HostCall.fileKind(of: descriptor) {
-            let nonBlocking = (try? HostCall.isNonBlocking(descriptor)) ?? false
-            // A non-blocking descriptor never blocks in write: poll only after EAGAIN.
-            pollsFirst = kind.mayBlock && !nonBlocking
+            // Even with O_NONBLOCK set now: the flag belongs to the open file description,
+            // which other processes share and may change at any time.
+            pollsFirst = kind.mayBlock
             broken = Mutex(false)
         } else {
             // fstat failing means the descriptor is closed (EBADF): nothing can be written.

@@ -116,12 +116,6 @@ enum HostCall {
         _ = try retrying("fstat") { () throws(Errno) in try check(fstat(descriptor.rawValue, &status)) }
         return FileKind(mode: status.st_mode, size: Int64(status.st_size), isTerminal: isatty(descriptor.rawValue) == 1)
     }
-
-    /// Whether `descriptor`'s open file description has `O_NONBLOCK` set.
-    static func isNonBlocking(_ descriptor: FileDescriptor) throws(HostError) -> Bool {
-        let flags = try retrying("fcntl") { () throws(Errno) in try check(fcntl(descriptor.rawValue, F_GETFL)) }
-        return flags & O_NONBLOCK != 0
-    }
 }
 
 /// The type of an open file, as far as blocking behaviour is concerned.

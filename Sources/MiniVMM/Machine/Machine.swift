@@ -66,6 +66,10 @@ final class Machine {
             throw .machine(error)
         }
         try Self.load(plan: plan, into: memory, host: host)
+        // After the image, as before: a run that fails on its image prints no map.
+        if plan.configuration.describe {
+            Array(plan.resources.describe().utf8).withUnsafeBytes { host.console.write($0) }
+        }
 
         // The bootstrap processor starts in the ABI's entry state; the APs stay as KVM
         // creates them with an in-kernel irqchip, waiting for the guest's INIT-SIPI-SIPI.

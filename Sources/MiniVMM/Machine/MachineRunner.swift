@@ -33,9 +33,6 @@ package enum MachineRunner {
         var end: MachineEnd
         do {
             let (kvm, plan) = try prepare(blueprint, logger: logger)
-            if configuration.describe {
-                Array(plan.resources.describe().utf8).withUnsafeBytes { console.write($0) }
-            }
             let machine = try Machine(
                 plan: plan, kvm: kvm, host: Machine.Host(stop: stop, console: console, input: input, logger: logger))
             let ready = clock.now
