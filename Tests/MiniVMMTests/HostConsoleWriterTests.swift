@@ -6,6 +6,7 @@ import Testing
 
 @testable import MiniVMM
 
+/// Console writes that never hang past the latch, never spin on EAGAIN and survive broken descriptors.
 @Suite("Host: console writer")
 struct HostConsoleWriterTests {
     init() {
