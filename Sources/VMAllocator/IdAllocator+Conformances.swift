@@ -134,6 +134,7 @@ extension IdAllocator {
             previous = (run.end, run.released)
         }
         if free != freeCount { return "freeCount is \(freeCount), runs hold \(free)" }
+        if onlyFreshIDsAreFree != runs.isEmpty { return "onlyFreshIDsAreFree is stale" }
         return nil
     }
 }
@@ -144,7 +145,7 @@ extension IdAllocator {
     /// the fuzzer); otherwise empty. The O(r) check runs after every mutation while there
     /// are at most 512 runs, then only when the free count is a multiple of 256, so that
     /// tests with many thousands of runs stay fast.
-    @inline(__always)
+    @inline(__always) @usableFromInline
     func _checkInvariants() {
         #if VMALLOCATOR_CHECKS
         guard runs.count <= 512 || UInt64(truncatingIfNeeded: freeCount) & 0xFF == 0 else { return }

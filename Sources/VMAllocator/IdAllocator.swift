@@ -37,12 +37,18 @@ public struct IdAllocator: Sendable {
     /// The largest ID in the range (inclusive).
     public let rangeEnd: UInt32
     /// Number of free IDs (released or never handed out).
-    public private(set) var freeCount: UInt64
+    public var freeCount: UInt64 { _freeCount }
+    @usableFromInline var _freeCount: UInt64
     /// The first ID of the fresh tail `[freshStart, rangeEnd]`: the maximal run of IDs
     /// never handed out that ends at `rangeEnd`. `UInt64(rangeEnd) + 1` when there is none.
-    var freshStart: UInt64
+    @usableFromInline var freshStart: UInt64
+    /// Whether ``runs`` is empty, i.e. every free ID is in the fresh tail. Kept beside
+    /// the tree so that the inlined fast path of ``allocateID()`` reads one flag.
+    @usableFromInline var onlyFreshIDsAreFree: Bool
     /// Runs of free IDs below the fresh tail; the node tag marks released runs.
-    var runs: OrderedTree<FreeIdRun>
+    var runs: OrderedTree<FreeIdRun> {
+        didSet { onlyFreshIDsAreFree = runs.isEmpty }
+    }
 
     /// Creates an allocator for the IDs `[rangeBase, rangeEnd]`, none handed out yet.
     ///
@@ -53,9 +59,10 @@ public struct IdAllocator: Sendable {
         }
         self.rangeBase = rangeBase
         self.rangeEnd = rangeEnd
-        freeCount = UInt64(rangeEnd - rangeBase) + 1
+        _freeCount = UInt64(rangeEnd - rangeBase) + 1
         freshStart = UInt64(rangeBase)
         runs = OrderedTree()
+        onlyFreshIDsAreFree = true
     }
 
     /// Creates an allocator from validated, sorted, coalesced runs (the fresh tail, if
@@ -67,7 +74,7 @@ public struct IdAllocator: Sendable {
         for run in runs {
             free += UInt64(run.element.end - run.element.start) + 1
         }
-        freeCount = free
+        _freeCount = free
         var treeRuns = runs
         if let last = treeRuns.last, !last.flagged, last.element.end == rangeEnd {
             freshStart = UInt64(last.element.start)
@@ -76,6 +83,7 @@ public struct IdAllocator: Sendable {
             freshStart = UInt64(rangeEnd) + 1
         }
         self.runs = OrderedTree(sorted: treeRuns)
+        onlyFreshIDsAreFree = treeRuns.isEmpty
     }
 
     /// Hands out the smallest free ID, released or never handed out.
@@ -87,15 +95,28 @@ public struct IdAllocator: Sendable {
     ///   `UInt32.max`).
     /// - Complexity: O(1) while no ID below the fresh tail is free (nothing released,
     ///   nothing skipped); otherwise O(log r), r the number of free runs.
+    @inlinable
     public mutating func allocateID() throws(AllocatorError) -> UInt32 {
-        if runs.isEmpty {
-            // Every free ID is in the fresh tail: bump the counter.
+        // The fast path, inlined into the caller: every free ID is in the fresh tail, so
+        // the smallest is its first one; bump the counter.
+        if onlyFreshIDsAreFree, freshStart <= UInt64(rangeEnd) {
             let id = freshStart
-            guard id <= UInt64(rangeEnd) else { throw .resourceNotAvailable }
-            freshStart = id + 1
-            freeCount -= 1
+            freshStart = id &+ 1
+            _freeCount &-= 1
+            #if VMALLOCATOR_CHECKS
             _checkInvariants()
+            #endif
             return UInt32(truncatingIfNeeded: id)
+        }
+        return try allocateFromRuns()
+    }
+
+    /// ``allocateID()`` when some free ID lies below the fresh tail, or none is free.
+    @usableFromInline
+    mutating func allocateFromRuns() throws(AllocatorError) -> UInt32 {
+        guard !runs.isEmpty else {
+            // Every free ID would be in the fresh tail, and it is empty.
+            throw .resourceNotAvailable
         }
         let node = runs.first
         let run = runs.element(node)
@@ -124,7 +145,7 @@ public struct IdAllocator: Sendable {
                     flagged: false)
             }
             freshStart = UInt64(id) + 1
-            freeCount -= 1
+            _freeCount -= 1
             return
         }
         let node = runs.floor(id)
@@ -139,7 +160,7 @@ public struct IdAllocator: Sendable {
         if id < run.end {
             runs.insert(FreeIdRun(start: id + 1, end: run.end), flagged: released)
         }
-        freeCount -= 1
+        _freeCount -= 1
     }
 
     private mutating func takeFront(of run: FreeIdRun, at node: NodeIndex) {
@@ -149,7 +170,7 @@ public struct IdAllocator: Sendable {
             runs.setElement(
                 node, FreeIdRun(start: run.start + 1, end: run.end), flagged: runs.isFlagged(node))
         }
-        freeCount -= 1
+        _freeCount -= 1
     }
 
     /// Releases the live ID `id` and returns it.
@@ -189,7 +210,7 @@ public struct IdAllocator: Sendable {
         case (false, false):
             runs.insert(FreeIdRun(start: id, end: id), flagged: true)
         }
-        freeCount += 1
+        _freeCount += 1
         _checkInvariants()
         return id
     }

@@ -5,6 +5,7 @@ import Testing
 
 @testable import MiniVMM
 
+/// Loading an image straight into (anonymous, guest-RAM-like) memory: files, FIFOs, endless sources, errors.
 @Suite("Host: guest image loading")
 struct HostGuestImageTests {
     /// `count` bytes of zero-filled anonymous memory, like guest RAM.

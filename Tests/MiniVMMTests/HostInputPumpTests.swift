@@ -5,6 +5,7 @@ import Testing
 
 @testable import MiniVMM
 
+/// The stdin pump thread: O_NONBLOCK input, end of file, stop and join, backpressure.
 @Suite("Host: stdin pump")
 struct HostInputPumpTests {
     private func makeSerial() -> Serial16550 {

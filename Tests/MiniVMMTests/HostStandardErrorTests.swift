@@ -6,6 +6,7 @@ import Testing
 @testable import MiniVMM
 @testable import minivmm
 
+/// minivmm's one stderr style, from the log handler and from the command line.
 @Suite("Host: stderr style")
 struct HostStandardErrorTests {
     /// Logs through a handler on a pipe and returns what it wrote.

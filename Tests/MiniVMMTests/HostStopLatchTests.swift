@@ -4,6 +4,7 @@ import Testing
 
 @testable import MiniVMM
 
+/// The stop latch (first request wins, observers, poll descriptor) and the watchdog that requests it.
 @Suite("Host: stop latch and watchdog")
 struct HostStopLatchTests {
     private func isReadable(_ latch: StopLatch) throws -> Bool {

@@ -72,12 +72,12 @@ enum HostTestSupport {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 
-    /// CPU time (user + system) this process has used, in seconds.
-    static func processCPUTime() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
-        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    /// CPU time the calling thread has used, in seconds (other tests running in parallel do
+    /// not count).
+    static func threadCPUTime() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     /// Polls `condition` every millisecond until it holds or `timeout` passes.
