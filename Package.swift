@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        // The control API's HTTP/1.1 server (NIOCore, NIOPosix, NIOHTTP1 only).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        // Tests only: parsing docs/api.yaml to check the routes against it.
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         .target(
@@ -41,6 +45,9 @@ let package = Package(
                 "KVM",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             exclude: ["DESIGN.md"]
         ),
@@ -61,11 +68,16 @@ let package = Package(
         ),
         .testTarget(
             name: "MiniVMMTests",
-            dependencies: ["MiniVMM", "minivmm"]
+            dependencies: ["MiniVMM", "minivmm", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "KVMIntegrationTests",
-            dependencies: ["KVM", "MiniVMM", "minivmm"]
+            dependencies: [
+                "KVM", "MiniVMM", "minivmm",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
     ]
 )

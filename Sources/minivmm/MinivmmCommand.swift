@@ -51,6 +51,13 @@ struct MinivmmCommand: ParsableCommand {
     @Option(name: .customLong("kvm-device"), help: "The KVM device.")
     var kvmDevice: String = MachineConfiguration.defaultKVMDevicePath
 
+    @Option(
+        name: .customLong("api-socket"),
+        help: ArgumentHelp(
+            "Serve the control API (HTTP/1.1) on a Unix-domain socket at PATH, mode 0600; PATH must not exist.",
+            valueName: "PATH"))
+    var apiSocket: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
@@ -71,7 +78,8 @@ struct MinivmmCommand: ParsableCommand {
     func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
         try MachinePlan.Blueprint(MachineConfiguration(
             imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
-            deviceCounts: deviceCounts(), cpus: cpus, describe: describe, kvmDevicePath: kvmDevice))
+            deviceCounts: deviceCounts(), cpus: cpus, describe: describe, kvmDevicePath: kvmDevice,
+            apiSocketPath: apiSocket))
     }
 
     /// The checked log level.

@@ -94,6 +94,10 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
         case .stopped(.finished):
             // Only the machine itself requests `finished`, after its run loops have ended.
             self = .internalError
+        case .failed(.configuration(.apiSocketExists)):
+            // Also when bind(2) finds the path taken after KVM was opened (a race with
+            // whoever created it): the user's path is the problem either way.
+            self = .usage
         case .failed(.configuration):
             self = .usage
         case .failed(.plan(.tooFewMemorySlots)), .failed(.plan(.resources(.noFreeMemorySlot))):

@@ -17,6 +17,14 @@ package enum MachineRunner {
         input: FileDescriptor = .standardInput
     ) -> MachineEnd {
         let configuration = blueprint.configuration
+        // Before KVM is opened, so a taken path is exit 64 with nothing touched.
+        if let path = configuration.apiSocketPath {
+            do {
+                try ControlServer.checkPathAvailable(path)
+            } catch {
+                return report(.failed(.configuration(error)), configuration, logger, stop)
+            }
+        }
         let watcher: SignalWatcher
         do {
             watcher = try SignalWatcher(latch: stop)
@@ -35,6 +43,9 @@ package enum MachineRunner {
             let (kvm, plan) = try prepare(blueprint, logger: logger)
             let machine = try Machine(
                 plan: plan, kvm: kvm, host: Machine.Host(stop: stop, console: console, input: input, logger: logger))
+            let server = try startControlServer(configuration, plan: plan, machine: machine, logger: logger)
+            // Stopped on every way out of run(): guest exit, crash, timeout, signal.
+            defer { server?.stop() }
             let ready = clock.now
             end = machine.run()
             logger.info("guest ran \(milliseconds(clock.now - ready)) ms after \(milliseconds(ready - start)) ms of set-up")
@@ -43,6 +54,21 @@ package enum MachineRunner {
         }
         if case .failed = end, let reason = stop.reason { end = .stopped(reason) }
         return report(end, configuration, logger, stop)
+    }
+
+    /// Starts the control API if `--api-socket` asked for it.
+    private static func startControlServer(
+        _ configuration: MachineConfiguration, plan: MachinePlan, machine: Machine, logger: Logger
+    ) throws(MinivmmFailure) -> ControlServer? {
+        guard let path = configuration.apiSocketPath else { return nil }
+        do {
+            return try ControlServer(path: path, control: PlanControl(plan: plan, gate: machine.pauseGate), logger: logger)
+        } catch {
+            switch error {
+            case .pathInUse(let path): throw .configuration(.apiSocketExists(path))
+            case .host(let error): throw .machine(MachineError(.startHostIO, .host(error)))
+            }
+        }
     }
 
     /// Opens KVM and finishes the plan with the host's limits.

@@ -34,6 +34,10 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
     case invalidLogLevel(String)
     /// The devices asked for need more GSIs than the IOAPIC range has free.
     case tooManyDevices(requested: Int, available: Int)
+    /// The `--api-socket` path cannot name a socket; `reason` says why.
+    case invalidAPISocketPath(String, reason: String)
+    /// Something already exists at the `--api-socket` path; minivmm leaves it alone.
+    case apiSocketExists(String)
 
     /// A one-line explanation for the user.
     package var description: String {
@@ -67,6 +71,10 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
             return "\(requested) devices need \(requested) interrupt lines (GSIs) but only "
                 + "\(available) are available (GSIs \(ResourceManager.firstDeviceGSI)"
                 + "-\(ResourceManager.lastGSI)); ask for at most \(available) \(names) together"
+        case .invalidAPISocketPath(let path, let reason):
+            return "invalid --api-socket '\(path)': \(reason)"
+        case .apiSocketExists(let path):
+            return "--api-socket '\(path)' already exists; remove it or choose another path"
         }
     }
 }

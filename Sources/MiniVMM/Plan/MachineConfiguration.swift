@@ -15,9 +15,13 @@ package struct MachineConfiguration: Hashable, Sendable {
     package var describe: Bool
     /// Path of the KVM device.
     package var kvmDevicePath: String
+    /// Where to serve the control API (a Unix-domain socket), if anywhere.
+    package var apiSocketPath: String?
 
     /// The most vCPUs a machine can have (the host may allow fewer).
     package static let maximumCPUs = 64
+    /// The longest `--api-socket` path: a socket address holds 108 bytes, the last a NUL.
+    package static let maximumAPISocketPathBytes = 107
     /// The KVM device used when none is given.
     package static let defaultKVMDevicePath = "/dev/kvm"
     /// Devices a machine gets when the command line does not say: one of each kind.
@@ -26,12 +30,13 @@ package struct MachineConfiguration: Hashable, Sendable {
     /// Creates a configuration, checking the values that need no host resources.
     ///
     /// - Throws: ``ConfigurationError`` for an empty image or KVM device path, a negative
-    ///   device count, a vCPU count outside `1...64` or a timeout that is not a positive finite number of seconds of at
-    ///   most a year.
+    ///   device count, a vCPU count outside `1...64`, a timeout that is not a positive finite number of seconds of at
+    ///   most a year, or an API socket path that is empty or too long. (Whether the path is
+    ///   free is a question for the host, asked just before the machine is built.)
     package init(
         imagePath: String, memorySize: UInt64 = MemorySize.defaultSize, timeoutSeconds: Double? = nil,
         deviceCounts: [DeviceKind: Int] = MachineConfiguration.defaultDeviceCounts, cpus: Int = 1, describe: Bool = false,
-        kvmDevicePath: String = MachineConfiguration.defaultKVMDevicePath
+        kvmDevicePath: String = MachineConfiguration.defaultKVMDevicePath, apiSocketPath: String? = nil
     ) throws(ConfigurationError) {
         guard !imagePath.isEmpty else { throw .emptyImagePath }
         for kind in DeviceKind.allCases {
@@ -51,6 +56,14 @@ package struct MachineConfiguration: Hashable, Sendable {
         self.cpus = cpus
         self.describe = describe
         self.kvmDevicePath = kvmDevicePath
+        if let path = apiSocketPath {
+            guard !path.isEmpty else { throw .invalidAPISocketPath(path, reason: "the path is empty") }
+            guard path.utf8.count <= Self.maximumAPISocketPathBytes else {
+                throw .invalidAPISocketPath(
+                    path, reason: "a socket path has at most \(Self.maximumAPISocketPathBytes) bytes; choose a shorter one")
+            }
+        }
+        self.apiSocketPath = apiSocketPath
     }
 
     /// How many devices of `kind` the machine boots with.
