@@ -25,11 +25,20 @@ package protocol BusDevice: AnyObject, Sendable {
     /// Stops the device's background work (pending timers, …) when it is detached or the
     /// machine stops; accesses after it must still be answered. Does nothing by default.
     func shutdown()
+    /// Freezes the device's own clock while the machine is paused (no vCPU runs); does
+    /// nothing by default.
+    func suspend()
+    /// Lets the device's clock run on after ``suspend()``; does nothing by default.
+    func resume()
 }
 
 extension BusDevice {
     /// Nothing to stop.
     package func shutdown() {}
+    /// No clock to freeze.
+    package func suspend() {}
+    /// No clock to resume.
+    package func resume() {}
 
     /// Writes element by element through ``write(offset:width:value:)``.
     ///

@@ -43,6 +43,9 @@ final class Machine {
     private var devices: [Attached] = []
     /// Holds every vCPU out of `KVM_RUN` on request.
     let pauseGate: PauseGate
+    /// The machine as the control API sees it.
+    private(set) lazy var controller: any VMControl = MachineController(
+        plan: plan, gate: pauseGate, devices: devices.map(\.device))
 
     /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
     /// straight into it, the boot structures, the vCPUs, then the devices.
