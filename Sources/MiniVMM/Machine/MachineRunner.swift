@@ -62,7 +62,7 @@ package enum MachineRunner {
     ) throws(MinivmmFailure) -> ControlServer? {
         guard let path = configuration.apiSocketPath else { return nil }
         do {
-            return try ControlServer(path: path, control: PlanControl(plan: plan, gate: machine.pauseGate), logger: logger)
+            return try ControlServer(path: path, control: machine.controller, logger: logger)
         } catch {
             switch error {
             case .pathInUse(let path): throw .configuration(.apiSocketExists(path))
