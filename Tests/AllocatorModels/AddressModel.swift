@@ -9,8 +9,11 @@
 public struct AddressModel: Equatable, Sendable {
     /// An inclusive range of addresses.
     public struct Span: Equatable, Comparable, Sendable, CustomStringConvertible {
+        /// The first address.
         public var start: UInt64
+        /// The last address (inclusive).
         public var end: UInt64
+        /// The span `[start, end]`.
         public init(start: UInt64, end: UInt64) {
             self.start = start
             self.end = end
@@ -32,8 +35,11 @@ public struct AddressModel: Equatable, Sendable {
         case first, last, exact(UInt64)
     }
 
+    /// The first address managed.
     public let base: UInt64
+    /// The last address managed (inclusive).
     public let end: UInt64
+    /// The live allocations, ascending.
     public private(set) var live: [Span] = []
 
     /// Mirrors `AddressAllocator(base:size:)`.
@@ -68,6 +74,7 @@ public struct AddressModel: Equatable, Sendable {
         return gaps
     }
 
+    /// Total bytes in live allocations.
     public var allocatedSize: UInt128 { live.reduce(0) { $0 + $1.width } }
 
     /// The live allocation holding `address`, found by binary search (`live` is sorted
@@ -81,6 +88,7 @@ public struct AddressModel: Equatable, Sendable {
         return low < live.count && live[low].start <= address ? live[low] : nil
     }
 
+    /// `x` rounded up to a multiple of `alignment`, or `nil` past `UInt64.max`.
     public static func alignUp(_ x: UInt64, _ alignment: UInt64) -> UInt64? {
         let mask = alignment - 1
         if x & mask == 0 { return x }
@@ -88,6 +96,7 @@ public struct AddressModel: Equatable, Sendable {
         return overflow ? nil : next
     }
 
+    /// `x` rounded down to a multiple of `alignment`.
     public static func alignDown(_ x: UInt64, _ alignment: UInt64) -> UInt64 { x & ~(alignment - 1) }
 
     /// Mirrors `allocate(size:alignment:policy:)`, including argument-check order.

@@ -12,9 +12,13 @@ public struct IdModel: Equatable, Sendable {
         case outOfRange(UInt32), alreadyReleased(UInt32), neverAllocated(UInt32), alreadyAllocated(UInt32)
     }
 
+    /// The smallest ID in the range.
     public let base: UInt32
+    /// The largest ID in the range (inclusive).
     public let end: UInt32
+    /// The live IDs.
     public private(set) var live: Set<UInt32> = []
+    /// Every ID ever handed out, live or released since.
     public private(set) var handedOut: Set<UInt32> = []
 
     /// A model of `IdAllocator(rangeBase: base, rangeEnd: end)`, nothing handed out.
@@ -32,6 +36,7 @@ public struct IdModel: Equatable, Sendable {
         self.handedOut = handedOut.union(live)
     }
 
+    /// Number of IDs in the range.
     public var capacity: UInt64 { UInt64(end) - UInt64(base) + 1 }
 
     /// IDs handed out and freed since.
@@ -45,6 +50,7 @@ public struct IdModel: Equatable, Sendable {
         return id
     }
 
+    /// What `allocateID()` must return: the smallest free ID.
     public mutating func allocateID() -> Result<UInt32, Failure> {
         guard let id = smallestFree else { return .failure(.resourceNotAvailable) }
         live.insert(id)
@@ -52,6 +58,7 @@ public struct IdModel: Equatable, Sendable {
         return .success(id)
     }
 
+    /// What `allocate(id:)` must throw, if anything.
     public mutating func allocate(id: UInt32) -> Failure? {
         if id < base || id > end { return .outOfRange(id) }
         if live.contains(id) { return .alreadyAllocated(id) }
@@ -60,6 +67,7 @@ public struct IdModel: Equatable, Sendable {
         return nil
     }
 
+    /// What `freeID(_:)` must return or throw.
     public mutating func freeID(_ id: UInt32) -> Result<UInt32, Failure> {
         if id < base || id > end { return .failure(.outOfRange(id)) }
         if live.contains(id) {
@@ -69,11 +77,13 @@ public struct IdModel: Equatable, Sendable {
         return .failure(handedOut.contains(id) ? .alreadyReleased(id) : .neverAllocated(id))
     }
 
+    /// Whether `id` is live.
     public func isAllocated(_ id: UInt32) -> Bool { live.contains(id) }
 
     /// The state of one ID as the public API can observe it.
     public enum State: Sendable { case live, released, neverHandedOut }
 
+    /// The state of `id`.
     public func state(of id: UInt32) -> State {
         live.contains(id) ? .live : handedOut.contains(id) ? .released : .neverHandedOut
     }
