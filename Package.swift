@@ -18,10 +18,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+        // `swift package generate-documentation --target VMAllocator` (DocC); a plugin only.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         .target(
             name: "VMAllocator",
+            exclude: ["DESIGN.md"],
             // Debug builds (tests, fuzzer) check every mutation's invariants; release
             // builds (benchmarks, users) compile the checks away.
             swiftSettings: [.define("VMALLOCATOR_CHECKS", .when(configuration: .debug))]
@@ -52,10 +55,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The reference models shared by VMAllocatorTests and the fuzzer (scripts/fuzz.sh);
+        // test support only, never a product.
+        .target(name: "AllocatorModels", path: "Tests/AllocatorModels"),
         .testTarget(
             name: "VMAllocatorTests",
             dependencies: [
                 "VMAllocator",
+                "AllocatorModels",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
