@@ -4,7 +4,7 @@ import Testing
 
 @testable import MiniVMM
 
-@Suite("Boot state and image loading")
+@Suite("Boot state")
 struct BootStateTests {
     @Test func entryRegistersFollowTheABI() {
         let registers = BootState.generalRegisters()
@@ -29,51 +29,6 @@ struct BootStateTests {
         for segment in [sregs.ds, sregs.es, sregs.fs, sregs.gs, sregs.ss] {
             #expect(segment.selector == 0x10 && segment.type == 0x3 && segment.db == 1 && segment.l == 0)
             #expect(segment.limit == 0xFFFF_FFFF && segment.base == 0 && segment.unusable == 0)
-        }
-    }
-
-    private func temporaryFile(_ bytes: [UInt8]) throws -> String {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("minivmm-image-\(UUID().uuidString)").path
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-        return path
-    }
-
-    @Test func loadsAnImageThatFits() throws {
-        let path = try temporaryFile([0xF4, 1, 2, 3])
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try GuestImage.load(path: path, maximumSize: 4) == [0xF4, 1, 2, 3])
-    }
-
-    @Test func refusesEmptyAndOversizedImages() throws {
-        let empty = try temporaryFile([])
-        let big = try temporaryFile([UInt8](repeating: 0x90, count: 5))
-        defer {
-            try? FileManager.default.removeItem(atPath: empty)
-            try? FileManager.default.removeItem(atPath: big)
-        }
-        #expect(throws: MinivmmError.self) { try GuestImage.load(path: empty, maximumSize: 4) }
-        do {
-            _ = try GuestImage.load(path: empty, maximumSize: 4)
-        } catch {
-            #expect(error.status == .invalidImage && error.message.contains("empty"))
-        }
-        do {
-            _ = try GuestImage.load(path: big, maximumSize: 4)
-            Issue.record("an oversized image loaded")
-        } catch {
-            #expect(error.status == .invalidImage && error.message.contains("larger"))
-        }
-    }
-
-    @Test func missingAndDirectoryImagesAreNotFound() {
-        for path in ["/nonexistent/minivmm/image.bin", NSTemporaryDirectory()] {
-            do {
-                _ = try GuestImage.load(path: path, maximumSize: 1 << 20)
-                Issue.record("\(path) loaded")
-            } catch {
-                #expect(error.status == .imageNotFound, "\(path): \(error.message)")
-            }
         }
     }
 }

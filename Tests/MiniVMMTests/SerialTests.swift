@@ -1,5 +1,7 @@
-import MiniVMM
+import Synchronization
 import Testing
+
+@testable import MiniVMM
 
 /// Register offsets as a guest driver names them.
 private enum Reg {
@@ -123,25 +125,81 @@ struct SerialReceiveTests {
         #expect(uart.read(Reg.iir) == 0x01)
     }
 
-    @Test("clearing the receive FIFO drops the 16 bytes in it; the backlog follows")
+    @Test("clearing the receive FIFO drops the 16 bytes the guest saw in it; the backlog follows")
     func clearReceiveFIFO() {
         let uart = UART()
         uart.write(Reg.fcr, 0x01)
         uart.device.receive(Array(0..<20))
+        #expect(uart.read(Reg.lsr) & 0x01 != 0)  // The guest sees data: 16 bytes move into the FIFO.
         uart.write(Reg.fcr, 0x03)
         #expect(uart.drain() == [16, 17, 18, 19])
     }
 
-    @Test("turning the FIFOs off drops their contents; one holding byte follows from the backlog")
+    @Test("turning the FIFOs off drops their seen contents; one holding byte follows from the backlog")
     func disableFIFO() {
         let uart = UART()
         uart.write(Reg.fcr, 0x01)
         uart.device.receive(Array(0..<20))
+        _ = uart.read(Reg.lsr)
         uart.write(Reg.fcr, 0x00)
         #expect(uart.device.pendingInputCount == 4)
         #expect(uart.read(Reg.rbr) == 16)
         #expect(uart.device.pendingInputCount == 3)
         #expect(uart.drain() == [17, 18, 19])
+    }
+
+    @Test("input before the guest sets up its UART survives the usual FCR = 0xC7", arguments: [
+        [UInt8](), [0x00], [0x01], [0x01, 0x00],
+    ])
+    func inputBeforeSetUpIsKept(earlierFCRWrites: [UInt8]) {
+        let uart = UART()
+        uart.device.receive(Array("abc".utf8))
+        // A typical set-up: IER off, divisor, 8N1, FIFOs on and cleared, DTR/RTS/OUT2.
+        for value in earlierFCRWrites { uart.write(Reg.fcr, value) }
+        uart.write(Reg.ier, 0x00)
+        uart.write(Reg.lcr, 0x80)
+        uart.write(Reg.dll, 0x01)
+        uart.write(Reg.dlm, 0x00)
+        uart.write(Reg.lcr, 0x03)
+        uart.write(Reg.fcr, 0xC7)
+        uart.write(Reg.mcr, 0x0B)
+        #expect(uart.drain() == Array("abc".utf8))
+    }
+
+    @Test("host input moves into the receive FIFO only when the guest could see it")
+    func inputMovesWhenTheGuestLooks() {
+        let uart = UART()
+        uart.write(Reg.fcr, 0x01)
+        uart.device.receive(Array(0..<20))
+        uart.write(Reg.fcr, 0x07)  // Nothing seen yet: nothing to drop.
+        #expect(uart.device.pendingInputCount == 20)
+        // Enabling the received-data interrupt announces the data: it is seen from then on.
+        uart.write(Reg.ier, 0x01)
+        #expect(uart.line.isAsserted)
+        uart.write(Reg.fcr, 0x07)
+        #expect(uart.device.pendingInputCount == 4)
+        // An RBR read without a prior LSR read still gets the next byte.
+        uart.write(Reg.ier, 0x00)
+        #expect(uart.read(Reg.rbr) == 16)
+    }
+
+    @Test("the drain callback fires once when the guest reads the input below the limit")
+    func drainNotification() {
+        let uart = UART()
+        let fired = Mutex(0)
+        uart.device.receive(Array(repeating: 7, count: 10))
+        uart.device.notifyWhenPendingInput(below: 8) { fired.withLock { $0 += 1 } }
+        #expect(fired.withLock { $0 } == 0)
+        _ = uart.read(Reg.rbr)
+        _ = uart.read(Reg.rbr)
+        #expect(fired.withLock { $0 } == 0)
+        _ = uart.read(Reg.rbr)
+        #expect(fired.withLock { $0 } == 1)
+        _ = uart.drain()
+        #expect(fired.withLock { $0 } == 1)
+        // Already below: at once.
+        uart.device.notifyWhenPendingInput(below: 8) { fired.withLock { $0 += 1 } }
+        #expect(fired.withLock { $0 } == 2)
     }
 
     @Test("receive is safe from another thread while the guest reads")
