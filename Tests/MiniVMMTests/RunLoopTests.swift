@@ -442,7 +442,7 @@ struct RunLoopTests {
         #expect(Array(unclaimed.data) == [0xFF, 0xFF, 0xFF, 0xFF])
     }
 
-    @Test("the exit port and a crash race on two vCPUs: each loop reports its own end")
+    @Test("two vCPUs share the exit port: the first request wins, the other loop ends with it at its next port exit")
     func twoVcpus() throws {
         let machine = try LoopHarness()
         let data = ExitData()
