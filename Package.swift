@@ -22,10 +22,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         // Tests only: parsing docs/api.yaml to check the routes against it.
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        // `swift package generate-documentation --target VMAllocator` (DocC); a plugin only.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         .target(
             name: "VMAllocator",
+            exclude: ["DESIGN.md"],
             // Debug builds (tests, fuzzer) check every mutation's invariants; release
             // builds (benchmarks, users) compile the checks away.
             swiftSettings: [.define("VMALLOCATOR_CHECKS", .when(configuration: .debug))]
@@ -59,10 +62,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The reference models shared by VMAllocatorTests and the fuzzer (scripts/fuzz.sh);
+        // test support only, never a product.
+        .target(name: "AllocatorModels", path: "Tests/AllocatorModels"),
         .testTarget(
             name: "VMAllocatorTests",
             dependencies: [
                 "VMAllocator",
+                "AllocatorModels",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

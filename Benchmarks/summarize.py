@@ -109,9 +109,9 @@ def floor_table(directories):
         return []
     misses = []
     print("\nAgainst the floor (median sample, ns per operation; each column the lowest over the"
-          " runs; ratio = VMAllocator / floor, from those columns, with the range of the"
-          " single runs' ratios):\n")
-    print("| phase | N | VMAllocator | floor | ratio | ratio in single runs |")
+          " runs; ratio = VMAllocator / floor within each run, the median of the runs' ratios"
+          " and their range):\n")
+    print("| phase | N | VMAllocator | floor | ratio (median of runs) | ratio in single runs |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for phase in FLOOR_PHASES:
         for n in FLOOR_SIZES:
@@ -125,7 +125,8 @@ def floor_table(directories):
                 single.append(ours[-1] / theirs[-1])
             if not ours:
                 continue
-            ratio = min(ours) / min(theirs)
+            ratio = sorted(single)[(len(single) - 1) // 2] if len(single) % 2 else \
+                (sorted(single)[len(single) // 2 - 1] + sorted(single)[len(single) // 2]) / 2
             print(f"| {phase} | {n:,} | {min(ours):.1f} | {min(theirs):.1f} | {ratio:.2f}x"
                   f" | {min(single):.2f}x-{max(single):.2f}x |")
             if phase.startswith(("W", "I1")) and ratio > 1.5:

@@ -185,7 +185,7 @@ struct FuzzAddressProgram {
         let stride = 2 + UInt64(input.byte() % 3)
         for index in 0..<UInt64(count) {
             let address = first &+ index &* stride
-            let isFree = model.base <= address && address <= model.end && model.allocation(containingSorted: address) == nil
+            let isFree = model.base <= address && address <= model.end && model.allocation(containing: address) == nil
             do {
                 let range = try allocator.allocate(size: 1, alignment: 1, policy: .exactMatch(address))
                 guard isFree, range.start == address, range.end == address else {

@@ -20,13 +20,17 @@ out=".build-fuzz"
 binary="$out/vmallocator-fuzzer"
 mkdir -p "$out/corpus" "$out/artifacts"
 
-# The fuzz sources join the library's module so the internal checkInvariants() is visible.
+# The fuzz sources and the reference models shared with the property tests
+# (Tests/AllocatorModels, which import nothing) join the library's module, so the internal
+# checkInvariants() is visible; VMALLOCATOR_CHECKS makes every mutation check the
+# invariants too, as in the debug builds of the tests.
 # Linker chatter about ASan's local symbols is dropped; compiler warnings are errors.
 echo "fuzz: building $binary"
 build_log="$out/build.log"
 if ! swiftc -sanitize=fuzzer,address -parse-as-library -O -wmo -swift-version 6 \
-    -warnings-as-errors -module-name VMAllocator \
-    Sources/VMAllocator/*.swift Fuzz/*.swift -o "$binary" >"$build_log" 2>&1; then
+    -warnings-as-errors -module-name VMAllocator -D VMALLOCATOR_CHECKS \
+    Sources/VMAllocator/*.swift Tests/AllocatorModels/*.swift Fuzz/*.swift \
+    -o "$binary" >"$build_log" 2>&1; then
     grep -v "Cannot export local symbol" "$build_log" >&2 || true
     echo "fuzz: build failed" >&2
     exit 1

@@ -134,7 +134,7 @@ extension IdAllocator {
             previous = (run.end, run.released)
         }
         if free != freeCount { return "freeCount is \(freeCount), runs hold \(free)" }
-        if onlyFreshIDsAreFree != runs.isEmpty { return "onlyFreshIDsAreFree is stale" }
+        if fastPathEnd != (runs.isEmpty ? UInt64(rangeEnd) + 1 : 0) { return "fastPathEnd is stale" }
         return nil
     }
 }

@@ -37,17 +37,19 @@ public struct IdAllocator: Sendable {
     /// The largest ID in the range (inclusive).
     public let rangeEnd: UInt32
     /// Number of free IDs (released or never handed out).
-    public var freeCount: UInt64 { _freeCount }
-    @usableFromInline var _freeCount: UInt64
+    public var freeCount: UInt64 { freeInRuns + (UInt64(rangeEnd) + 1 - freshStart) }
+    /// Number of free IDs in ``runs`` (below the fresh tail).
+    var freeInRuns: UInt64
     /// The first ID of the fresh tail `[freshStart, rangeEnd]`: the maximal run of IDs
     /// never handed out that ends at `rangeEnd`. `UInt64(rangeEnd) + 1` when there is none.
     @usableFromInline var freshStart: UInt64
-    /// Whether ``runs`` is empty, i.e. every free ID is in the fresh tail. Kept beside
-    /// the tree so that the inlined fast path of ``allocateID()`` reads one flag.
-    @usableFromInline var onlyFreshIDsAreFree: Bool
+    /// `UInt64(rangeEnd) + 1` while ``runs`` is empty (every free ID is in the fresh
+    /// tail), else 0: the inlined fast path of ``allocateID()`` applies exactly when
+    /// `freshStart < fastPathEnd`, one comparison.
+    @usableFromInline var fastPathEnd: UInt64
     /// Runs of free IDs below the fresh tail; the node tag marks released runs.
     var runs: OrderedTree<FreeIdRun> {
-        didSet { onlyFreshIDsAreFree = runs.isEmpty }
+        didSet { fastPathEnd = runs.isEmpty ? UInt64(rangeEnd) + 1 : 0 }
     }
 
     /// Creates an allocator for the IDs `[rangeBase, rangeEnd]`, none handed out yet.
@@ -59,10 +61,10 @@ public struct IdAllocator: Sendable {
         }
         self.rangeBase = rangeBase
         self.rangeEnd = rangeEnd
-        _freeCount = UInt64(rangeEnd - rangeBase) + 1
+        freeInRuns = 0
         freshStart = UInt64(rangeBase)
         runs = OrderedTree()
-        onlyFreshIDsAreFree = true
+        fastPathEnd = UInt64(rangeEnd) + 1
     }
 
     /// Creates an allocator from validated, sorted, coalesced runs (the fresh tail, if
@@ -70,11 +72,6 @@ public struct IdAllocator: Sendable {
     init(rangeBase: UInt32, rangeEnd: UInt32, runs: [(element: FreeIdRun, flagged: Bool)]) {
         self.rangeBase = rangeBase
         self.rangeEnd = rangeEnd
-        var free: UInt64 = 0
-        for run in runs {
-            free += UInt64(run.element.end - run.element.start) + 1
-        }
-        _freeCount = free
         var treeRuns = runs
         if let last = treeRuns.last, !last.flagged, last.element.end == rangeEnd {
             freshStart = UInt64(last.element.start)
@@ -82,8 +79,13 @@ public struct IdAllocator: Sendable {
         } else {
             freshStart = UInt64(rangeEnd) + 1
         }
+        var free: UInt64 = 0
+        for run in treeRuns {
+            free += UInt64(run.element.end - run.element.start) + 1
+        }
+        freeInRuns = free
         self.runs = OrderedTree(sorted: treeRuns)
-        onlyFreshIDsAreFree = treeRuns.isEmpty
+        fastPathEnd = treeRuns.isEmpty ? UInt64(rangeEnd) + 1 : 0
     }
 
     /// Hands out the smallest free ID, released or never handed out.
@@ -99,10 +101,9 @@ public struct IdAllocator: Sendable {
     public mutating func allocateID() throws(AllocatorError) -> UInt32 {
         // The fast path, inlined into the caller: every free ID is in the fresh tail, so
         // the smallest is its first one; bump the counter.
-        if onlyFreshIDsAreFree, freshStart <= UInt64(rangeEnd) {
-            let id = freshStart
+        let id = freshStart
+        if id < fastPathEnd {
             freshStart = id &+ 1
-            _freeCount &-= 1
             #if VMALLOCATOR_CHECKS
             _checkInvariants()
             #endif
@@ -143,9 +144,9 @@ public struct IdAllocator: Sendable {
                 runs.insert(
                     FreeIdRun(start: UInt32(truncatingIfNeeded: freshStart), end: id - 1),
                     flagged: false)
+                freeInRuns += UInt64(id) - freshStart
             }
             freshStart = UInt64(id) + 1
-            _freeCount -= 1
             return
         }
         let node = runs.floor(id)
@@ -160,7 +161,7 @@ public struct IdAllocator: Sendable {
         if id < run.end {
             runs.insert(FreeIdRun(start: id + 1, end: run.end), flagged: released)
         }
-        _freeCount -= 1
+        freeInRuns -= 1
     }
 
     private mutating func takeFront(of run: FreeIdRun, at node: NodeIndex) {
@@ -170,7 +171,7 @@ public struct IdAllocator: Sendable {
             runs.setElement(
                 node, FreeIdRun(start: run.start + 1, end: run.end), flagged: runs.isFlagged(node))
         }
-        _freeCount -= 1
+        freeInRuns -= 1
     }
 
     /// Releases the live ID `id` and returns it.
@@ -210,7 +211,7 @@ public struct IdAllocator: Sendable {
         case (false, false):
             runs.insert(FreeIdRun(start: id, end: id), flagged: true)
         }
-        _freeCount += 1
+        freeInRuns += 1
         _checkInvariants()
         return id
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AllocatorModels
 @testable import VMAllocator
 
 /// Snapshot format (from the doc comment on AddressAllocator):

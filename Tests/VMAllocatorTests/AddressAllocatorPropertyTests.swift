@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import AllocatorModels
 @testable import VMAllocator
 
 /// Seeded random operation sequences on `AddressAllocator`, every result checked against

@@ -1,6 +1,7 @@
 import Foundation
 import PropertyBased
 import Testing
+import AllocatorModels
 @testable import VMAllocator
 
 /// Seeded random operation sequences on `IdAllocator` checked against `IdModel`.

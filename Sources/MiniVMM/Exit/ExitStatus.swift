@@ -136,7 +136,7 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
         case 71: "host OS failure"
         case 76: "guest crashed"
         case 124: "timeout"
-        default: "stopped by signal \(code - 128)"
+        default: "stopped by \(Signals.name(code - 128))"
         }
     }
 }

@@ -20,24 +20,19 @@ package struct MachinePlan: Hashable, Sendable {
         ///
         /// - Throws: ``ConfigurationError``.
         package init(_ configuration: MachineConfiguration) throws(ConfigurationError) {
+            var requested = 0
+            for kind in DeviceKind.allCases where kind.descriptor.needsGSI {
+                // Each count is at least 0 (the configuration checks); an absurd sum saturates.
+                let (sum, overflow) = requested.addingReportingOverflow(configuration.count(of: kind))
+                requested = overflow ? Int.max : sum
+            }
+            if requested > ResourceManager.deviceGSICount {
+                throw .tooManyDevices(requested: requested, available: ResourceManager.deviceGSICount)
+            }
             do {
                 layout = try GuestMemoryLayout(memorySize: configuration.memorySize)
             } catch {
                 throw .invalidMemory(text: "\(configuration.memorySize)", error)
-            }
-            var requested = 0
-            for kind in DeviceKind.allCases where kind.descriptor.needsGSI {
-                // Each count is at least 0 (the configuration checks) and compared alone first,
-                // so the sum cannot overflow.
-                let count = configuration.count(of: kind)
-                if count > ResourceManager.deviceGSICount {
-                    requested = Int.max
-                    break
-                }
-                requested += count
-            }
-            if requested > ResourceManager.deviceGSICount {
-                throw .tooManyDevices(requested: requested, available: ResourceManager.deviceGSICount)
             }
             self.configuration = configuration
         }

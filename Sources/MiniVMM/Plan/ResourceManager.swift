@@ -46,6 +46,8 @@ package struct ResourceManager: Hashable, Sendable {
     package private(set) var mmio: AddressAllocator
     /// GSIs over `4...23`.
     package private(set) var gsis: IdAllocator
+    /// Allocations `mmioSpace` already had (tests only): taken, but owned by nobody.
+    private let foreignMMIO: Set<RangeInclusive>
     /// vCPU IDs, which are also local APIC IDs, over `0..<64`.
     package private(set) var vcpuIDs: IdAllocator
     /// Instance numbers, one allocator per device kind.
@@ -80,6 +82,7 @@ package struct ResourceManager: Hashable, Sendable {
         memorySlots = Self.makeIdAllocator(0...max(memorySlotCount, 1) - 1)
         ports = Self.makeAddressAllocator(0...0xFFFF)
         mmio = mmioSpace
+        foreignMMIO = Set(mmioSpace.allocations)
         gsis = Self.makeIdAllocator(Self.firstGSI...Self.lastGSI)
         vcpuIDs = Self.makeIdAllocator(0...UInt32(MachineConfiguration.maximumCPUs - 1))
         instances = Dictionary(uniqueKeysWithValues: DeviceKind.allCases.map {
@@ -187,6 +190,13 @@ package struct ResourceManager: Hashable, Sendable {
             throw .notAttached(owner)
         }
         next.mmioOwners[device.window] = nil
+        // A device that holds a GSI must name it (at most 20 GSIs to look through).
+        guard !next.gsiOwners.values.contains(owner) else { throw .notAttached(owner) }
+        // IdAllocator remembers released IDs; forget them, so that a detach restores exactly
+        // the value the manager had before the attach.
+        if device.gsi != nil { next.gsis = Self.withoutHistory(next.gsis, live: next.gsiOwners.keys) }
+        let liveInstances = next.mmioOwners.values.compactMap { if case .device(device.kind, let n) = $0 { n } else { nil } }
+        next.instances[device.kind] = Self.withoutHistory(next.instances[device.kind]!, live: liveInstances)
         next.checkInvariants()
         self = next
     }
@@ -223,7 +233,7 @@ package struct ResourceManager: Hashable, Sendable {
     ///
     /// - Complexity: O(n) in debug builds; nothing in release builds.
     func checkInvariants() {
-        assert(Set(mmio.allocations) == Set(mmioOwners.keys), "MMIO owners \(mmioOwners) vs \(mmio.allocations)")
+        assert(Set(mmio.allocations) == Set(mmioOwners.keys).union(foreignMMIO), "MMIO owners \(mmioOwners) vs \(mmio.allocations)")
         assert(Set(ports.allocations) == Set(portOwners.keys), "port owners vs allocations")
         assert(gsiOwners.keys.allSatisfy { gsis.isAllocated($0) } && gsis.allocatedCount == UInt64(gsiOwners.count),
                "GSI owners vs allocations")
@@ -248,6 +258,16 @@ package struct ResourceManager: Hashable, Sendable {
         } catch {
             throw .reservedRangeTaken(owner: owner, start: range.lowerBound, end: range.upperBound)
         }
+    }
+
+    /// An allocator over `allocator`'s range with exactly the IDs `live` handed out and no
+    /// released ones.
+    private static func withoutHistory(_ allocator: IdAllocator, live: some Sequence<UInt32>) -> IdAllocator {
+        var fresh = makeIdAllocator(allocator.rangeBase...allocator.rangeEnd)
+        for id in live {
+            do { try fresh.allocate(id: id) } catch { fatalError("live IDs are distinct and in range: \(error)") }
+        }
+        return fresh
     }
 
     private static func makeIdAllocator(_ ids: ClosedRange<UInt32>) -> IdAllocator {

@@ -1,4 +1,5 @@
 import Testing
+import AllocatorModels
 @testable import VMAllocator
 
 /// Both allocators expose the internal invariant checker; this lets helpers treat them alike.
