@@ -86,6 +86,19 @@ package struct ControlAPI: Sendable {
         /// `/devices/{id}`, with the id as sent (not yet validated).
         case device(String)
 
+        /// Every route, with `{id}` standing for a device id.
+        package static let all: [Route] = [.vm, .resources, .devices, .device("{id}")]
+
+        /// The path, as docs/api.yaml writes it (`/devices/{id}` for every device).
+        package var template: String {
+            switch self {
+            case .vm: "/vm"
+            case .resources: "/resources"
+            case .devices: "/devices"
+            case .device: "/devices/{id}"
+            }
+        }
+
         /// The methods the route answers, in `Allow` order.
         package var methods: [String] {
             switch self {

@@ -213,7 +213,9 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
                     let response: ControlResponse
                     switch result {
                     case .success(let answer): response = answer
-                    case .failure: response = .fault(503, "minivmm is shutting down; the VM can no longer be controlled.")
+                    case .failure:
+                        // The worker is gone only while the server stops, with the machine.
+                        response = .fault(500, "minivmm is stopping; the VM can no longer be controlled.")
                     }
                     self.logger.debug("control API: \(request.method) \(ControlAPI.printable(request.target)) → \(response.status)")
                     self.write(response, keepAlive: keepAlive, context: context)
