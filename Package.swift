@@ -79,12 +79,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KVMIntegrationTests",
-            dependencies: [
-                "KVM", "MiniVMM", "minivmm",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-            ]
+            dependencies: ["KVM", "MiniVMM", "minivmm"]
         ),
     ]
 )

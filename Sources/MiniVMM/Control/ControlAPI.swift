@@ -203,7 +203,7 @@ package struct ControlAPI: Sendable {
     /// `value` as JSON with sorted keys (stable output for clients and tests).
     static func encode(_ value: some Encodable) -> [UInt8] {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // The model holds only strings, integers and arrays: encoding cannot fail.
         return Array((try? encoder.encode(value)) ?? Data("{}".utf8))
     }
