@@ -3,6 +3,7 @@ import Logging
 import Testing
 
 @testable import MiniVMM
+@testable import minivmm
 
 /// The control API's server over a real Unix-domain socket, with a fake machine: the
 /// socket's life and mode, HTTP through SwiftNIO, limits, idle connections, concurrency.
@@ -185,5 +186,46 @@ struct ControlServerTests {
             #expect(control.changes.count == 5)
             #expect(control.mostConcurrentCalls == 1)
         }
+    }
+}
+
+/// `--api-socket` from the command line to the configuration and the exit status.
+@Suite("--api-socket option")
+struct APISocketOptionTests {
+    @Test func theOptionReachesTheConfiguration() throws {
+        let (blueprint, _) = try MinivmmCommand.interpret(["guest.bin", "--api-socket", "/tmp/x.sock"]).get()
+        #expect(blueprint.configuration.apiSocketPath == "/tmp/x.sock")
+        let (plain, _) = try MinivmmCommand.interpret(["guest.bin"]).get()
+        #expect(plain.configuration.apiSocketPath == nil)
+    }
+
+    @Test func anEmptyOrTooLongPathIsExit64() {
+        for path in ["", "/tmp/" + String(repeating: "p", count: 103)] {
+            guard case .failure(let outcome) = MinivmmCommand.interpret(["guest.bin", "--api-socket", path]) else {
+                Issue.record("'\(path)' was accepted")
+                continue
+            }
+            #expect(outcome.status == 64)
+            #expect(outcome.text.hasPrefix("minivmm: error: invalid --api-socket"))
+        }
+        // 107 bytes is the most a socket address holds.
+        #expect((try? MinivmmCommand.interpret(["guest.bin", "--api-socket", "/tmp/" + String(repeating: "p", count: 102)]).get()) != nil)
+    }
+
+    @Test func aTakenPathIsExit64() {
+        #expect(ExitStatus(.failed(.configuration(.apiSocketExists("/tmp/x.sock")))).code == 64)
+        #expect(ConfigurationError.apiSocketExists("/tmp/x.sock").description
+            == "--api-socket '/tmp/x.sock' already exists; remove it or choose another path")
+    }
+
+    @Test func headGets405WithoutABody() throws {
+        let path = try temporarySocketPath()
+        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let server = try ControlServer(path: path, control: FakeControl(), logger: Logger(label: "test"))
+        defer { server.stop() }
+        let raw = RawSocket.exchange(path, Array("HEAD /vm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)) ?? Data()
+        let reply = HTTPReply(raw: raw)
+        #expect(reply.status == 405)
+        #expect(reply.body.isEmpty)
     }
 }

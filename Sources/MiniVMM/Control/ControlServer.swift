@@ -205,6 +205,7 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
             let request = ControlRequest(method: head.method.rawValue, target: head.uri, body: body)
             body = []
             let keepAlive = head.isKeepAlive
+            let isHead = head.method == .HEAD
             let api = api
             responding = true
             worker.runIfActive(eventLoop: context.eventLoop) { api.respond(to: request) }
@@ -218,7 +219,7 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
                         response = .fault(500, "minivmm is stopping; the VM can no longer be controlled.")
                     }
                     self.logger.debug("control API: \(request.method) \(ControlAPI.printable(request.target)) → \(response.status)")
-                    self.write(response, keepAlive: keepAlive, context: context)
+                    self.write(response, keepAlive: keepAlive, omitBody: isHead, context: context)
                 }
         }
     }
@@ -234,7 +235,9 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
             keepAlive: false, context: context)
     }
 
-    private func write(_ response: ControlResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Writes `response`; the answer to a HEAD request has the headers but, by RFC 9110, no
+    /// body.
+    private func write(_ response: ControlResponse, keepAlive: Bool, omitBody: Bool = false, context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         // 204 has no body and, by RFC 9110, no Content-Length.
@@ -245,7 +248,7 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
         headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if !response.body.isEmpty {
+        if !response.body.isEmpty && !omitBody {
             var buffer = context.channel.allocator.buffer(capacity: response.body.count)
             buffer.writeBytes(response.body)
             context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
