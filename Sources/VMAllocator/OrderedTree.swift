@@ -152,23 +152,31 @@ struct OrderedTree<Element: TreeElement>: Sendable {
             }
         }
         let oldRoot = root
-        var removal = TreeRemoval<Element>()
+        // The node in the last slot will fill the removed node's slot; the removal pass
+        // looks for its parent at the same time (see `TreeRemoval.last`).
+        let last = NodeIndex(store.count - 1)
+        var removal = TreeRemoval<Element>(last: last, lastKey: self.key(last))
         withMutableStorage {
             $0.remove(key, from: oldRoot, accept: accept, adjust: adjust, removal: &removal)
         }
         guard removal.index != noNode else { return (nil, false) }
-        releaseSlot(removal.index)
+        releaseSlot(removal.index, lastKey: removal.lastKey, lastParentHint: removal.lastParent)
         return (removal.element, removal.successorAdjusted)
     }
 
     /// Frees the unlinked slot `slot`, keeping storage dense: the last slot's node moves
-    /// into it (its parent is found by key) and the storage shrinks by one.
-    private mutating func releaseSlot(_ slot: NodeIndex) {
+    /// into it (its parent is `lastParentHint` if that still links to it, else found by
+    /// key) and the storage shrinks by one.
+    private mutating func releaseSlot(
+        _ slot: NodeIndex, lastKey: Element.Key, lastParentHint: NodeIndex
+    ) {
         let last = NodeIndex(store.count - 1)
         if slot != last {
-            let lastKey = key(last)
             let oldRoot = root
-            withMutableStorage { $0.relocate(last, to: slot, key: lastKey, root: oldRoot) }
+            withMutableStorage {
+                $0.relocate(
+                    last, to: slot, key: lastKey, parentHint: lastParentHint, root: oldRoot)
+            }
         }
         store.removeLast()
         count -= 1

@@ -207,7 +207,21 @@ struct TreeStorage<Element: TreeElement> {
             // The deepest ancestor the path went left at: the successor of a node
             // without a right subtree.
             var lastLeftTurn = -1
+            // A second descent, towards the node in the last slot, interleaved with this
+            // one: the two chains of loads are independent, so they overlap in time, and
+            // the slot can be refilled afterwards without walking down again.
+            var lastCursor = removal.last == root ? noNode : root
+            @inline(__always) func stepTowardsLast() {
+                let child = removal.lastKey < self.key(lastCursor) ? left(lastCursor) : right(lastCursor)
+                if child == removal.last {
+                    removal.lastParent = lastCursor
+                    lastCursor = noNode
+                } else {
+                    lastCursor = child
+                }
+            }
             while true {
+                if lastCursor != noNode { stepTowardsLast() }
                 guard index != noNode else { return root }
                 path[depth] = index
                 let nodeKey = self.key(index)
@@ -228,6 +242,7 @@ struct TreeStorage<Element: TreeElement> {
             guard accept(element) else { return root }
             removal.index = index
             removal.element = element
+            while lastCursor != noNode { stepTowardsLast() }
             let leftChild = left(index)
             let rightChild = right(index)
             // Where the bottom-up pass starts: the deepest level to refresh, the subtree
@@ -370,12 +385,28 @@ struct TreeStorage<Element: TreeElement> {
         return firstNode(in: right(index), mayContain: mayContain, matches: matches)
     }
 
-    /// Copies node `from` into the free slot `to` and repoints `from`'s parent (found by
-    /// descending by `key`, `from`'s key) to it. Returns the root afterwards.
-    func relocate(_ from: NodeIndex, to: NodeIndex, key: Element.Key, root: NodeIndex) -> NodeIndex {
+    /// Copies node `from` into the free slot `to` (the removed node's) and repoints
+    /// `from`'s parent to it: `parentHint` if it still links to `from`, else the parent
+    /// found by descending by `key`, `from`'s key. Returns the root afterwards.
+    func relocate(
+        _ from: NodeIndex, to: NodeIndex, key: Element.Key, parentHint: NodeIndex,
+        root: NodeIndex
+    ) -> NodeIndex {
         node(to).pointee = node(from).pointee
         metaByte(to).pointee = metaByte(from).pointee
         guard root != from else { return to }
+        // The removed node's slot still holds its old links, so it cannot be the hint.
+        if parentHint != noNode, parentHint != to {
+            let parent = node(parentHint)
+            if parent.pointee.left == from {
+                parent.pointee.left = to
+                return root
+            }
+            if parent.pointee.right == from {
+                parent.pointee.right = to
+                return root
+            }
+        }
         var index = root
         while true {
             if key < self.key(index) {
@@ -399,8 +430,20 @@ struct TreeStorage<Element: TreeElement> {
 
 /// What a removal pass found and did.
 struct TreeRemoval<Element: TreeElement> {
+    /// The node in the last storage slot, which will move into the removed node's slot,
+    /// and its key.
+    let last: NodeIndex
+    let lastKey: Element.Key
     var index = noNode
     var element: Element?
     /// The successor exists and was adjusted.
     var successorAdjusted = false
+    /// The parent of `last` found on the way down (`noNode` if none was found or `last`
+    /// is the root). The removal may change it, so it is only a hint to check.
+    var lastParent = noNode
+
+    init(last: NodeIndex, lastKey: Element.Key) {
+        self.last = last
+        self.lastKey = lastKey
+    }
 }
