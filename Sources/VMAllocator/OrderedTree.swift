@@ -5,7 +5,9 @@ protocol TreeElement: Sendable {
     var key: Key { get }
     /// The summary of this element alone; `flagged` is the node's one-bit tag.
     static func summary(of element: Self, flagged: Bool) -> Summary
-    /// Combines two summaries; must be associative.
+    /// Combines two summaries. Must be a join: associative, commutative and idempotent
+    /// (as `max` is), so that an insertion can fold the new element's summary into each
+    /// ancestor's without reading the ancestor's other child.
     static func combine(_ lhs: Summary, _ rhs: Summary) -> Summary
 }
 

@@ -119,7 +119,7 @@ struct TreeStorage<Element: TreeElement> {
 
     /// Links the leaf `new` into the subtree rooted at `root` by its key and rebalances
     /// bottom-up, stopping at the first ancestor whose height and summary did not change.
-    /// Returns the new subtree root.
+    /// Returns the new subtree root. `new` must be a leaf with its height and summary set.
     func insert(_ new: NodeIndex, under root: NodeIndex) -> NodeIndex {
         guard root != noNode else { return new }
         return withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
@@ -150,18 +150,35 @@ struct TreeStorage<Element: TreeElement> {
                     index = child
                 }
             }
+            // Every ancestor's summary grows by the new leaf's only (`combine` is a join),
+            // so a node that needs no rotation is refreshed from its old summary, the
+            // leaf's summary and its children's heights, without reading the other child.
+            let leafSummary = node(new).pointee.summary
+            var childHeight: UInt8 = 1
             var level = depth - 1
             while true {
                 let current = path[level]
-                let before = state(current)
-                let rebuilt = rebalance(current)
-                if rebuilt == current, let before, let after = state(current),
-                    before.0 == after.0, before.1 == after.1
-                {
-                    // Nothing above this subtree changes.
-                    return root
+                let rebuilt: NodeIndex
+                let meta = metaByte(current)
+                let oldMeta = meta.pointee
+                let otherHeight = height(
+                    wentRight & (1 << UInt64(level)) != 0 ? left(current) : right(current))
+                if childHeight > otherHeight + 1 {
+                    rebuilt = rebalance(current)
+                } else {
+                    let summary = node(current).pointee.summary
+                    let newSummary = Element.combine(summary, leafSummary)
+                    let newHeight = max(childHeight, otherHeight) + 1
+                    if newHeight == oldMeta & ~treeFlagBit, newSummary == summary {
+                        // Nothing above this subtree changes.
+                        return root
+                    }
+                    node(current).pointee.summary = newSummary
+                    meta.pointee = (oldMeta & treeFlagBit) | newHeight
+                    rebuilt = current
                 }
                 guard level > 0 else { return rebuilt }
+                childHeight = metaByte(rebuilt).pointee & ~treeFlagBit
                 level -= 1
                 if wentRight & (1 << UInt64(level)) != 0 {
                     node(path[level]).pointee.right = rebuilt
