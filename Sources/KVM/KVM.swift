@@ -2,10 +2,10 @@
 // kvm-ioctls). Main entry points:
 //
 //   Kvm(path:)                      open /dev/kvm, check API version 12          (KVM.swift)
-//     .checkExtension(_:) / .requireCapabilities(_:) / .maxMemorySlots
+//     .checkExtension(_:) / .requireCapabilities(_:) / .maxMemorySlots / .maxVcpus
 //     .supportedCPUID() / .vcpuMmapSize / .createVM()
 //   VirtualMachine                  one VM                                        (VirtualMachine.swift)
-//     .setUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)
+//     .unsafeSetUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)
 //     .createIRQChip() / .createPIT2() / .setTSSAddress(_:) / .setIdentityMapAddress(_:)
 //     .registerIRQFD(_:gsi:) / .unregisterIRQFD(_:gsi:) / .setIRQLine(_:level:)
 //     .createVcpu(id:)
@@ -114,6 +114,15 @@ public final class Kvm: Sendable {
         let slots = checkExtension(.memorySlots)
         guard slots > 0 else { throw .missingCapability(.memorySlots) }
         return Int(slots)
+    }
+
+    /// The most vCPUs a VM may have: `KVM_CAP_MAX_VCPUS`, or the recommended
+    /// `KVM_CAP_NR_VCPUS` on hosts that do not report the maximum (the KVM API's rule), or 4.
+    public func maxVcpus() -> Int {
+        let maximum = checkExtension(.maxVcpus)
+        if maximum > 0 { return Int(maximum) }
+        let recommended = checkExtension(.vcpus)
+        return recommended > 0 ? Int(recommended) : 4
     }
 
     /// The size in bytes of the `kvm_run` area each vCPU maps (`KVM_GET_VCPU_MMAP_SIZE`).

@@ -22,6 +22,8 @@ public struct KVMCapability: RawRepresentable, Hashable, Sendable, CustomStringC
     public static let memorySlots = Self(rawValue: KVM_CAP_NR_MEMSLOTS)
     /// `KVM_CAP_NR_VCPUS`: the recommended maximum number of vCPUs.
     public static let vcpus = Self(rawValue: KVM_CAP_NR_VCPUS)
+    /// `KVM_CAP_MAX_VCPUS`: the most vCPUs a VM may have.
+    public static let maxVcpus = Self(rawValue: KVM_CAP_MAX_VCPUS)
     /// `KVM_CAP_PIT2`: the in-kernel 8254 PIT.
     public static let pit2 = Self(rawValue: KVM_CAP_PIT2)
     /// `KVM_CAP_IRQFD`: interrupts raised through an eventfd.
@@ -50,6 +52,7 @@ public struct KVMCapability: RawRepresentable, Hashable, Sendable, CustomStringC
         KVM_CAP_SET_IDENTITY_MAP_ADDR: "KVM_CAP_SET_IDENTITY_MAP_ADDR",
         KVM_CAP_NR_MEMSLOTS: "KVM_CAP_NR_MEMSLOTS",
         KVM_CAP_NR_VCPUS: "KVM_CAP_NR_VCPUS",
+        KVM_CAP_MAX_VCPUS: "KVM_CAP_MAX_VCPUS",
         KVM_CAP_PIT2: "KVM_CAP_PIT2",
         KVM_CAP_IRQFD: "KVM_CAP_IRQFD",
         KVM_CAP_IOEVENTFD: "KVM_CAP_IOEVENTFD",

@@ -6,7 +6,7 @@ import SystemPackage
 /// The opening failures are separate cases so a monitor can tell the user what to fix;
 /// every other failure is ``failed(operation:errno:)``, naming the operation (usually the
 /// ioctl) and carrying the errno the kernel returned.
-public enum KVMError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum KVMError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The device path does not exist (ENOENT): KVM is not available on this host.
     case deviceNotFound(path: String)
     /// The device exists but may not be opened read-write (EACCES or EPERM).

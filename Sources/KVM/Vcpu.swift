@@ -37,10 +37,6 @@ public final class Vcpu {
         close(fileDescriptor)
     }
 
-    /// The mmapped `kvm_run` structure (valid while this `Vcpu` lives), for callers that
-    /// need a field this module does not wrap.
-    public var runStructure: UnsafeMutablePointer<kvm_run> { page.run }
-
     // MARK: Registers
 
     /// Reads the general-purpose registers (`KVM_GET_REGS`).

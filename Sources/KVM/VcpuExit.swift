@@ -48,6 +48,18 @@ public struct PortIO {
     /// output they hold what the guest wrote; for input the monitor must fill all of them.
     public let data: UnsafeMutableRawBufferPointer
 
+    /// Describes a port access whose data lives in `data` (`size * count` bytes, size 1, 2
+    /// or 4). ``VcpuExit`` makes these from the `kvm_run` page; monitors construct them to
+    /// replay or script exits, e.g. in tests of a run loop.
+    public init(direction: Direction, port: UInt16, size: Int, count: Int, data: UnsafeMutableRawBufferPointer) {
+        precondition([1, 2, 4].contains(size) && count >= 1 && data.count == size * count, "malformed port access")
+        self.direction = direction
+        self.port = port
+        self.size = size
+        self.count = count
+        self.data = data
+    }
+
     /// Whether the guest writes to the port.
     public var isWrite: Bool { direction == .output }
 
@@ -91,6 +103,17 @@ public struct MMIOAccess {
     /// The `length` data bytes in the `kvm_run` page: the guest's value for a write; for a
     /// read the monitor fills them before the next run.
     public let data: UnsafeMutableRawBufferPointer
+
+    /// Describes an MMIO access whose `length` (1 to 8) data bytes live in `data`.
+    /// ``VcpuExit`` makes these from the `kvm_run` page; monitors construct them to replay or
+    /// script exits.
+    public init(address: UInt64, length: Int, isWrite: Bool, data: UnsafeMutableRawBufferPointer) {
+        precondition((1...8).contains(length) && data.count == length, "malformed MMIO access")
+        self.address = address
+        self.length = length
+        self.isWrite = isWrite
+        self.data = data
+    }
 
     /// The data as a little-endian value, zero-extended.
     public var value: UInt64 {

@@ -22,7 +22,7 @@ public final class VirtualMachine: Sendable {
         close(fileDescriptor)
     }
 
-    /// Flags for ``setUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)``.
+    /// Flags for ``unsafeSetUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)``.
     public struct MemoryRegionFlags: OptionSet, Sendable {
         /// The raw `KVM_MEM_*` bits.
         public let rawValue: UInt32
@@ -38,9 +38,13 @@ public final class VirtualMachine: Sendable {
     /// `guestAddress` as memory slot `slot` (`KVM_SET_USER_MEMORY_REGION`). A size of 0
     /// deletes the slot.
     ///
-    /// The host memory must stay mapped while the slot exists (see ``GuestMemoryMapping``).
-    /// Addresses and size must be page-aligned; KVM rejects them with EINVAL otherwise.
-    public func setUserMemoryRegion(
+    /// Unsafe: the kernel keeps `hostAddress` and lets the guest read and write the `size`
+    /// bytes there for as long as the slot exists, beyond anything Swift can check. The
+    /// caller guarantees they stay mapped (and are not used for anything else) until the
+    /// slot is deleted or the VM is gone; ``setUserMemoryRegion(slot:guestAddress:mapping:flags:)``
+    /// is the safe form. Addresses and size must be page-aligned; KVM rejects them with
+    /// EINVAL otherwise.
+    public func unsafeSetUserMemoryRegion(
         slot: UInt32, guestAddress: UInt64, size: UInt64, hostAddress: UnsafeMutableRawPointer?,
         flags: MemoryRegionFlags = []
     ) throws(KVMError) {
@@ -51,11 +55,12 @@ public final class VirtualMachine: Sendable {
     }
 
     /// Maps all of `mapping` at `guestAddress` as memory slot `slot`. The caller keeps
-    /// `mapping` alive while the slot exists.
+    /// `mapping` alive while the slot exists (the mapping owns the host bytes, so this is
+    /// the safe form of ``unsafeSetUserMemoryRegion(slot:guestAddress:size:hostAddress:flags:)``).
     public func setUserMemoryRegion(
         slot: UInt32, guestAddress: UInt64, mapping: GuestMemoryMapping, flags: MemoryRegionFlags = []
     ) throws(KVMError) {
-        try setUserMemoryRegion(
+        try unsafeSetUserMemoryRegion(
             slot: slot, guestAddress: guestAddress, size: UInt64(mapping.size),
             hostAddress: mapping.baseAddress, flags: flags)
     }

@@ -1,10 +1,10 @@
 import ArgumentParser
+import Glibc
 import Logging
 import MiniVMM
+import SystemPackage
 
-import Glibc
-
-/// The `minivmm` command line. Parsing and exit statuses only; the machine lives in MiniVMM.
+/// The `minivmm` command line: parsing, then the data flow in MiniVMM, then the exit status.
 @main
 struct MinivmmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +35,16 @@ struct MinivmmCommand: ParsableCommand {
     @Option(help: "Number of DMA console devices.")
     var consoles: Int = 1
 
+    @Option(
+        name: .customLong("device"),
+        help: ArgumentHelp(
+            "Number of devices of a kind, e.g. --device timer=2; repeatable, overrides --timers and --consoles.",
+            valueName: "KIND=N"))
+    var devices: [String] = []
+
+    @Option(help: "Number of vCPUs (1 to 64, at most what the host's KVM allows).")
+    var cpus: Int = 1
+
     @Flag(help: "Print the machine's resource map to stdout before the guest runs.")
     var describe = false
 
@@ -44,24 +54,35 @@ struct MinivmmCommand: ParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "warning"
 
-    /// The validated machine configuration.
-    func machineConfiguration() throws(MinivmmError) -> MachineConfiguration {
-        try MachineConfiguration(
-            imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
-            timers: timers, consoles: consoles, describe: describe, kvmDevicePath: kvmDevice)
+    /// The device count for each kind: `--timers` and `--consoles`, then every `--device`.
+    func deviceCounts() throws(ConfigurationError) -> [DeviceKind: Int] {
+        var counts: [DeviceKind: Int] = [.timer: timers, .dmaConsole: consoles]
+        for text in devices {
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let kind = DeviceKind(rawValue: parts[0]), let count = Int(parts[1]) else {
+                throw .invalidDeviceOption(text)
+            }
+            counts[kind] = count
+        }
+        return counts
     }
 
-    /// The validated log level.
-    func level() throws(MinivmmError) -> Logger.Level {
-        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-            throw MinivmmError(.usage, "invalid --log-level '\(logLevel)': use trace, debug, info, notice, warning, error or critical")
-        }
+    /// The checked blueprint of the machine: everything that needs no host.
+    func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
+        try MachinePlan.Blueprint(MachineConfiguration(
+            imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
+            deviceCounts: deviceCounts(), cpus: cpus, describe: describe, kvmDevicePath: kvmDevice))
+    }
+
+    /// The checked log level.
+    func level() throws(ConfigurationError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: logLevel.lowercased()) else { throw .invalidLogLevel(logLevel) }
         return level
     }
 
-    /// Parses `arguments` into a configuration and a log level, or the status to exit
-    /// with and the text to show (help goes to stdout with status 0; errors to stderr with 64).
-    static func interpret(_ arguments: [String]) -> Result<(MachineConfiguration, Logger.Level), CommandLineOutcome> {
+    /// Parses `arguments` into a blueprint and a log level, or the status to exit with and
+    /// the text to show (help goes to stdout with status 0; errors to stderr with 64).
+    static func interpret(_ arguments: [String]) -> Result<(MachinePlan.Blueprint, Logger.Level), CommandLineOutcome> {
         let command: MinivmmCommand
         do {
             command = try parse(arguments)
@@ -70,13 +91,14 @@ struct MinivmmCommand: ParsableCommand {
                 return .failure(CommandLineOutcome(status: 0, text: fullMessage(for: error), toStandardError: false))
             }
             return .failure(CommandLineOutcome(
-                status: MinivmmExitStatus.usage.code, text: usageError(for: error), toStandardError: true))
+                status: ExitStatus.usage.code, text: usageError(for: error), toStandardError: true))
         }
         do {
-            return .success((try command.machineConfiguration(), try command.level()))
+            return .success((try command.blueprint(), try command.level()))
         } catch {
             return .failure(CommandLineOutcome(
-                status: error.status.code, text: StandardErrorLogHandler.line(.error, error.message), toStandardError: true))
+                status: ExitStatus(.failed(.configuration(error))).code,
+                text: StandardErrorLogHandler.line(.error, error.description), toStandardError: true))
         }
     }
 
@@ -98,18 +120,20 @@ struct MinivmmCommand: ParsableCommand {
             stop = try StopLatch()
         } catch {
             let line = StandardErrorLogHandler.line(.error, "cannot set up: \(error)")
-            ConsoleWriter.writeWithoutLatch(line, toStandardError: true)
-            Glibc.exit(MinivmmExitStatus.hostFailure.code)
+            _ = try? FileDescriptor.standardError.writeAll(line.utf8)
+            Glibc.exit(ExitStatus.hostFailure.code)
         }
         switch interpret(Array(CommandLine.arguments.dropFirst())) {
         case .failure(let outcome):
             outcome.print(stop: stop)
             Glibc.exit(outcome.status)
-        case .success(let (configuration, level)):
-            let errors = ConsoleWriter.standardError(stop: stop)
+        case .success(let (blueprint, level)):
+            let errors = ConsoleWriter(descriptor: .standardError, stop: stop)
             LoggingSystem.bootstrap { _ in StandardErrorLogHandler(writer: errors, logLevel: level) }
-            let logger = Logger(label: "minivmm")
-            Glibc.exit(MachineRunner.run(configuration, logger: logger, stop: stop).code)
+            let end = MachineRunner.run(
+                blueprint, logger: Logger(label: "minivmm"), stop: stop,
+                console: ConsoleWriter(descriptor: .standardOutput, stop: stop))
+            Glibc.exit(ExitStatus(end).code)
         }
     }
 }
@@ -127,7 +151,7 @@ struct CommandLineOutcome: Error {
     func print(stop: StopLatch) {
         guard !text.isEmpty else { return }
         let line = text.hasSuffix("\n") ? text : text + "\n"
-        let console = toStandardError ? ConsoleWriter.standardError(stop: stop) : ConsoleWriter.standardOutput(stop: stop)
+        let console = ConsoleWriter(descriptor: toStandardError ? .standardError : .standardOutput, stop: stop)
         Array(line.utf8).withUnsafeBytes { console.write($0) }
     }
 }

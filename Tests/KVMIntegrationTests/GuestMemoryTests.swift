@@ -1,5 +1,6 @@
 import KVM
 import Testing
+import VMAllocator
 
 @testable import MiniVMM
 
@@ -10,16 +11,22 @@ struct GuestMemoryTests {
     private let high: UInt64 = 1 << 32
     private let size: UInt64 = 2 << 20
 
+    /// RAM of `size` bytes at `base` in memory slot `slot`.
+    private func region(_ base: UInt64, _ size: UInt64, slot: UInt32) throws -> RAMRegion {
+        RAMRegion(range: try RangeInclusive(start: base, end: base + size - 1), slot: slot, owner: .ram(Int(slot)))
+    }
+
     private func makeMemory() throws -> (VirtualMachine, GuestMemory) {
         let vm = try Kvm().createVM()
-        let memory = try GuestMemory(regions: [(high, size, 1), (low, size, 0)], vm: vm)
+        let memory = try GuestMemory(regions: [region(high, size, slot: 1), region(low, size, slot: 0)], vm: vm)
         return (vm, memory)
     }
 
     @Test func regionsAreSortedAndSized() throws {
         let (_, memory) = try makeMemory()
-        #expect(memory.regions.map(\.guestAddress) == [low, high])
-        #expect(memory.regions.map(\.slot) == [0, 1])
+        #expect(memory.regions.map(\.region.base) == [low, high])
+        #expect(memory.regions.map(\.region.slot) == [0, 1])
+        #expect(memory.regions.map(\.mapping.size) == [Int(size), Int(size)])
         #expect(memory.totalSize == 2 * size)
         #expect(memory.read(at: 0, count: 16) == [UInt8](repeating: 0, count: 16))
     }
@@ -60,8 +67,8 @@ struct GuestMemoryTests {
 
     @Test func slotIDsInUseAreRejectedByKVM() throws {
         let vm = try Kvm().createVM()
-        _ = try GuestMemory(regions: [(0, size, 0)], vm: vm)
+        _ = try GuestMemory(regions: [region(0, size, slot: 0)], vm: vm)
         // A second region overlapping the first in guest-physical space must fail, not crash.
-        #expect(throws: KVMError.self) { try GuestMemory(regions: [(0, size, 1)], vm: vm) }
+        #expect(throws: KVMError.self) { try GuestMemory(regions: [region(0, size, slot: 1)], vm: vm) }
     }
 }

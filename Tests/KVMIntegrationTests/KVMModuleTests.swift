@@ -153,7 +153,7 @@ struct KVMModuleTests {
         let vm = try Kvm().createVM()
         // Slot memory must be page-aligned: KVM answers EINVAL.
         #expect(throws: KVMError.failed(operation: "KVM_SET_USER_MEMORY_REGION", errno: .invalidArgument)) {
-            try vm.setUserMemoryRegion(slot: 0, guestAddress: 0x123, size: 0x1000, hostAddress: nil)
+            try vm.unsafeSetUserMemoryRegion(slot: 0, guestAddress: 0x123, size: 0x1000, hostAddress: nil)
         }
         _ = try vm.createVcpu(id: 0)
         #expect(throws: KVMError.failed(operation: "KVM_CREATE_VCPU", errno: .fileExists)) {

@@ -92,10 +92,13 @@ struct MinivmmDemoTests {
     }
 
     @Test func describePrintsTheResourceMapBeforeTheGuestRuns() throws {
-        let slots = try Kvm().maxMemorySlots()
-        let resources = try MachineResources(
-            memorySize: 128 << 20, timers: 2, consoles: 1, maxMemorySlots: UInt32(slots))
-        var map = resources.describe()
+        let kvm = try Kvm()
+        let configuration = try MachineConfiguration(
+            imagePath: "uart-hello.bin", memorySize: 128 << 20, deviceCounts: [.timer: 2, .dmaConsole: 1])
+        let plan = try MachinePlan(
+            MachinePlan.Blueprint(configuration),
+            host: .init(memorySlots: UInt32(try kvm.maxMemorySlots()), maxVcpus: kvm.maxVcpus()))
+        var map = plan.resources.describe()
         if !map.hasSuffix("\n") { map += "\n" }
         let result = try MinivmmProcess.run([
             "--describe", "--timers", "2", "--timeout", "20", MinivmmProcess.guest("tests/uart-hello.bin"),

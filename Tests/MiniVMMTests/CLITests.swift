@@ -6,7 +6,7 @@ import Testing
 @Suite("Command line")
 struct CLITests {
     private func parsed(_ arguments: [String]) -> MachineConfiguration? {
-        if case .success(let (configuration, _)) = MinivmmCommand.interpret(arguments) { return configuration }
+        if case .success(let (blueprint, _)) = MinivmmCommand.interpret(arguments) { return blueprint.configuration }
         return nil
     }
 
@@ -20,7 +20,9 @@ struct CLITests {
         #expect(configuration.imagePath == "guest.bin")
         #expect(configuration.memorySize == 128 << 20)
         #expect(configuration.timeout == nil)
-        #expect(configuration.timers == 1 && configuration.consoles == 1)
+        #expect(configuration.count(of: .timer) == 1 && configuration.count(of: .dmaConsole) == 1)
+        #expect(configuration.deviceCounts == [.timer: 1, .dmaConsole: 1])
+        #expect(configuration.cpus == 1)
         #expect(!configuration.describe)
         #expect(configuration.kvmDevicePath == "/dev/kvm")
         if case .success(let (_, level)) = MinivmmCommand.interpret(["guest.bin"]) {
@@ -31,12 +33,13 @@ struct CLITests {
     @Test func everyOption() throws {
         let configuration = try #require(parsed([
             "--memory", "5G", "--timeout", "2.5", "--timers", "3", "--consoles", "2", "--describe",
-            "--kvm-device", "/dev/null", "--log-level", "DEBUG", "image",
+            "--kvm-device", "/dev/null", "--log-level", "DEBUG", "--cpus", "4", "image",
         ]))
         #expect(configuration.imagePath == "image")
         #expect(configuration.memorySize == 5 << 30)
         #expect(configuration.timeout == .milliseconds(2500))
-        #expect(configuration.timers == 3 && configuration.consoles == 2)
+        #expect(configuration.count(of: .timer) == 3 && configuration.count(of: .dmaConsole) == 2)
+        #expect(configuration.cpus == 4)
         #expect(configuration.describe)
         #expect(configuration.kvmDevicePath == "/dev/null")
         if case .success(let (_, level)) = MinivmmCommand.interpret(["--log-level", "trace", "x"]) {
@@ -60,12 +63,37 @@ struct CLITests {
         ["--log-level", "loud", "g"],
         ["--no-such-option", "g"],
         ["--memory"],
+        ["--timers", "20", "g"],
+        ["--timers", "10", "--consoles", "10", "g"],
+        ["--cpus", "0", "g"],
+        ["--cpus", "65", "g"],
     ])
     func usageErrors(arguments: [String]) throws {
         let outcome = try #require(failure(arguments), "\(arguments) was accepted")
         #expect(outcome.status == 64)
         #expect(outcome.toStandardError)
         #expect(!outcome.text.isEmpty)
+        // One stderr style: `minivmm: error: ...`, no timestamp.
+        #expect(outcome.text.hasPrefix("minivmm: error: "), "\(outcome.text)")
+    }
+
+    @Test("usage errors name the problem in one line", arguments: [
+        (["--memory", "1M", "g"], "minivmm: error: invalid --memory '1M': at least 2M"),
+        (["--timers=-1", "g"], "minivmm: error: --timers must not be negative (got -1)"),
+        (["--consoles=-2", "g"], "minivmm: error: --consoles must not be negative (got -2)"),
+        (["--log-level", "loud", "g"],
+         "minivmm: error: invalid --log-level 'loud': use trace, debug, info, notice, warning, error or critical"),
+    ])
+    func usageMessages(arguments: [String], line: String) throws {
+        let outcome = try #require(failure(arguments))
+        #expect(outcome.status == 64)
+        #expect(outcome.text.split(separator: "\n").first.map(String.init) == line)
+    }
+
+    @Test func tooManyDevicesIsRefusedBeforeKVM() throws {
+        let outcome = try #require(failure(["--timers", "12", "--consoles", "8", "g"]))
+        #expect(outcome.status == 64)
+        #expect(outcome.text.contains("20 devices need 20 interrupt lines (GSIs) but only 19 are available"))
     }
 
     @Test func helpGoesToStdoutWithStatus0() throws {
@@ -95,8 +123,13 @@ struct CLITests {
             _ = try MemorySize.parse(text)
             Issue.record("'\(text)' was accepted")
         } catch {
-            #expect(error.status == .usage)
-            #expect(error.message.contains("--memory"))
+            #expect(ExitStatus(.failed(.configuration(error))) == .usage)
+            #expect(error.description.contains("--memory"))
+            guard case .invalidMemory(let written, _) = error else {
+                Issue.record("\(error) is not a memory error")
+                return
+            }
+            #expect(written == text)
         }
     }
 }

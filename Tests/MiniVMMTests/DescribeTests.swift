@@ -1,11 +1,12 @@
-import MiniVMM
 import Testing
 
-@Suite("MachineResources.describe")
+@testable import MiniVMM
+
+@Suite("ResourceManager.describe")
 struct DescribeTests {
     @Test("the default machine's map, exactly")
     func defaultMachine() throws {
-        let machine = try MachineResources(memorySize: 128 << 20, timers: 1, consoles: 1, maxMemorySlots: 32764)
+        let machine = try PlanFixtures.plan(memory: 128 << 20, timers: 1, consoles: 1, slots: 32764).resources
         let expected = """
             Memory slots (KVM slots 0-32763):
               0        0x00000000-0x07ffffff  128 MiB  ram0
@@ -38,6 +39,9 @@ struct DescribeTests {
               5     timer0
               6     dma-console0
               7-23  (free)
+            vCPUs (vCPU and local APIC IDs 0-63):
+              0     cpu0
+              1-63  (free)
 
             """
         #expect(machine.describe() == expected)
@@ -45,7 +49,7 @@ struct DescribeTests {
 
     @Test("high memory, several devices: every slot, window and GSI is listed with its owner")
     func largerMachine() throws {
-        let machine = try MachineResources(memorySize: 5 << 30, timers: 3, consoles: 2, maxMemorySlots: 509)
+        let machine = try PlanFixtures.plan(memory: 5 << 30, timers: 3, consoles: 2, slots: 509).resources
         let text = machine.describe()
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines.contains("  0      0x000000000-0x0bfffffff  3 GiB  ram0"))
@@ -62,7 +66,7 @@ struct DescribeTests {
 
     @Test("columns line up within each section and no line has trailing blanks")
     func alignment() throws {
-        let machine = try MachineResources(memorySize: 64 << 30, timers: 10, consoles: 9, maxMemorySlots: 2)
+        let machine = try PlanFixtures.plan(memory: 64 << 30, timers: 10, consoles: 9, slots: 2).resources
         var section: [String] = []
         var sections: [[String]] = []
         for line in machine.describe().split(separator: "\n").map(String.init) {
@@ -70,7 +74,8 @@ struct DescribeTests {
             if line.hasPrefix("  ") { section.append(line) } else if !section.isEmpty { sections.append(section); section = [] }
         }
         sections.append(section)
-        #expect(sections.count == 4)
+        // RAM, MMIO, ports and GSIs, and the vCPUs since SMP.
+        #expect(sections.count == 5)
         for rows in sections {
             // The last column starts at the same place on every full-width row.
             let full = rows.filter { $0.split(separator: " ").count == rows.map { $0.split(separator: " ").count }.max() }

@@ -1,8 +1,15 @@
-import MiniVMM
 import Testing
+import VMAllocator
+
+@testable import MiniVMM
 
 private let mib: UInt64 = 1 << 20
 private let gib: UInt64 = 1 << 30
+
+private func range(_ base: UInt64, size: UInt64) -> RangeInclusive {
+    // Test literals are valid ranges.
+    try! RangeInclusive(start: base, end: base + (size - 1))
+}
 
 @Suite("GuestMemoryLayout")
 struct GuestMemoryLayoutTests {
@@ -11,7 +18,7 @@ struct GuestMemoryLayoutTests {
         arguments: [2 * mib, 128 * mib, 3 * gib - 4096, 3 * gib] as [UInt64])
     func belowGap(size: UInt64) throws {
         let layout = try GuestMemoryLayout(memorySize: size)
-        #expect(layout.regions == [.init(base: 0, size: size)])
+        #expect(layout.ranges == [range(0, size: size)])
         #expect(layout.memorySize == size)
         #expect(layout.endOfRAM == size)
         #expect(layout.maximumImageSize == size - 0x10_0000)
@@ -22,43 +29,56 @@ struct GuestMemoryLayoutTests {
         arguments: [(3 * gib + 4096, 4096), (4 * gib, gib), (5 * gib, 2 * gib), (64 * gib, 61 * gib)] as [(UInt64, UInt64)])
     func aboveGap(size: UInt64, high: UInt64) throws {
         let layout = try GuestMemoryLayout(memorySize: size)
-        #expect(layout.regions == [.init(base: 0, size: 3 * gib), .init(base: 4 * gib, size: high)])
-        #expect(layout.lowRegion.lastAddress == 0xBFFF_FFFF)
+        #expect(layout.ranges == [range(0, size: 3 * gib), range(4 * gib, size: high)])
+        #expect(layout.lowRange.end == 0xBFFF_FFFF)
         #expect(layout.endOfRAM == 4 * gib + high)
-        #expect(layout.regions.map(\.size).reduce(0, +) == size)
+        #expect(layout.ranges.map(\.count).reduce(0, +) == size)
     }
 
     @Test(
         "invalid sizes are refused with the reason",
         arguments: [
-            (UInt64(0), ResourceError.MemorySizeProblem.tooSmall),
+            (UInt64(0), ConfigurationError.MemoryProblem.tooSmall),
             (2 * mib - 4096, .tooSmall),
             (2 * mib + 1, .notPageMultiple),
             (128 * mib + 512, .notPageMultiple),
             (64 * gib + 4096, .tooLarge),
             (UInt64.max - 4095, .tooLarge),
-            (UInt64.max, .notPageMultiple),
+            // The limits are checked before the page multiple, in the order `--memory`
+            // reports them.
+            (UInt64.max, .tooLarge),
+            (64 * gib + 1, .tooLarge),
+            (2 * mib - 1, .tooSmall),
         ])
-    func invalidSizes(size: UInt64, problem: ResourceError.MemorySizeProblem) {
-        #expect(throws: ResourceError.invalidMemorySize(size, problem)) {
+    func invalidSizes(size: UInt64, problem: ConfigurationError.MemoryProblem) {
+        #expect(throws: problem) {
             try GuestMemoryLayout(memorySize: size)
+        }
+        // The blueprint reports the same problem with the size as given.
+        #expect(throws: ConfigurationError.invalidMemory(text: "\(size)", problem)) {
+            try MachinePlan.Blueprint(MachineConfiguration(imagePath: "g", memorySize: size))
         }
     }
 
     @Test("the messages say what is wrong and what is allowed")
     func messages() {
-        #expect(ResourceError.invalidMemorySize(1 << 20, .tooSmall).description
-            == "memory size 1 MiB is too small: at least 2 MiB is needed")
-        #expect(ResourceError.invalidMemorySize(65 * gib, .tooLarge).description
-            == "memory size 65 GiB is too large: at most 64 GiB is supported")
-        #expect(ResourceError.invalidMemorySize(3_000_000, .notPageMultiple).description
-            == "memory size 3000000 bytes is not a multiple of 4 KiB")
+        // One wording for a bad size, wherever it is found: `--memory`'s.
+        #expect(ConfigurationError.invalidMemory(text: "1M", .tooSmall).description
+            == "invalid --memory '1M': at least 2M")
+        #expect(ConfigurationError.invalidMemory(text: "65G", .tooLarge).description
+            == "invalid --memory '65G': at most 64G")
+        #expect(ConfigurationError.invalidMemory(text: "3000000", .notPageMultiple).description
+            == "invalid --memory '3000000': must be a multiple of 4K")
+        #expect(ConfigurationError.invalidMemory(text: "12X", .badSuffix).description
+            == "invalid --memory '12X': the suffix must be K, M or G")
+        #expect(ConfigurationError.invalidMemory(text: "lots", .notANumber).description
+            == "invalid --memory 'lots': expected a number with an optional K, M or G suffix")
     }
 
     @Test("region containment is exact at the edges and never overflows")
     func containment() throws {
-        let layout = try GuestMemoryLayout(memorySize: 5 * gib)
-        let low = layout.regions[0], high = layout.regions[1]
+        let plan = try PlanFixtures.plan(memory: 5 * gib)
+        let low = plan.ram[0], high = plan.ram[1]
         #expect(low.contains(address: 0xBFFF_FFFF, count: 1))
         #expect(!low.contains(address: 0xBFFF_FFFF, count: 2))
         #expect(low.contains(address: 0xC000_0000, count: 0))
@@ -67,8 +87,8 @@ struct GuestMemoryLayoutTests {
         #expect(!high.contains(address: 4 * gib - 1, count: 1))
         #expect(!high.contains(address: 4 * gib, count: .max))
         #expect(!high.contains(address: .max, count: 1))
-        #expect(layout.region(containing: 6 * gib - 8, count: 8) == high)
-        #expect(layout.region(containing: 0xBFFF_FFF8, count: 16) == nil)
+        #expect(plan.ram.filter { $0.contains(address: 6 * gib - 8, count: 8) } == [high])
+        #expect(plan.ram.filter { $0.contains(address: 0xBFFF_FFF8, count: 16) }.isEmpty)
     }
 
     @Test("ABI constants match docs/guest-abi.md")

@@ -75,11 +75,11 @@ struct HostGuestImageTests {
     }
 
     @Test func errorsMapToTheImageStatuses() {
-        #expect(ImageError.notFound(path: "x").minivmmError.status == .imageNotFound)
-        #expect(ImageError.directory(path: "x").minivmmError.status == .imageNotFound)
-        #expect(ImageError.unreadable(path: "x", opening: false, errno: .ioError).minivmmError.status == .imageNotFound)
-        #expect(ImageError.empty(path: "x").minivmmError.status == .invalidImage)
-        #expect(ImageError.tooLarge(path: "x", maximum: 1).minivmmError.status == .invalidImage)
+        #expect(ExitStatus(.failed(.image(ImageError.notFound(path: "x")))) == .imageNotFound)
+        #expect(ExitStatus(.failed(.image(ImageError.directory(path: "x")))) == .imageNotFound)
+        #expect(ExitStatus(.failed(.image(ImageError.unreadable(path: "x", opening: false, errno: .ioError)))) == .imageNotFound)
+        #expect(ExitStatus(.failed(.image(ImageError.empty(path: "x")))) == .invalidImage)
+        #expect(ExitStatus(.failed(.image(ImageError.tooLarge(path: "x", maximum: 1)))) == .invalidImage)
     }
 
     @Test func anEndlessSourceStopsOneBytePastTheMaximum() throws {

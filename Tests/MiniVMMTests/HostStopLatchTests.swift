@@ -75,10 +75,10 @@ struct HostStopLatchTests {
     }
 
     @Test func stopReasonsMapToTheirExitStatuses() {
-        #expect(MachineRunner.status(for: .timeout).code == 124)
-        #expect(MachineRunner.status(for: .signal(2)).code == 130)
-        #expect(MachineRunner.status(for: .signal(15)).code == 143)
-        #expect(MachineRunner.status(for: .signal(1)).code == 129)
-        #expect(MinivmmExitStatus.stoppedBySignal(2).description == "stopped by SIGINT")
+        #expect(ExitStatus(.stopped(.timeout)).code == 124)
+        #expect(ExitStatus(.stopped(.signal(2))).code == 130)
+        #expect(ExitStatus(.stopped(.signal(15))).code == 143)
+        #expect(ExitStatus(.stopped(.signal(1))).code == 129)
+        #expect(ExitStatus(.stopped(.signal(2))).description == "stopped by SIGINT")
     }
 }

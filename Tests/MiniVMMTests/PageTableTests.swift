@@ -87,9 +87,9 @@ struct PageTableTests {
         let tables = try BootState.pageTables(for: layout)
         #expect(tables.base == 0x10000)
         #expect(UInt64(tables.bytes.count) <= GuestMemoryLayout.pageTablesCapacity)
-        for region in layout.regions {
-            #expect(tables.translate(region.base) == region.base)
-            #expect(tables.translate(region.lastAddress) == region.lastAddress)
+        for range in layout.ranges {
+            #expect(tables.translate(range.start) == range.start)
+            #expect(tables.translate(range.end) == range.end)
         }
         #expect(tables.translate(0xFEE0_0000) == 0xFEE0_0000)
     }

@@ -3,18 +3,18 @@ import KVM
 /// The vCPU state at entry that docs/guest-abi.md promises: 64-bit long mode with paging,
 /// flat segments from the GDT, interrupts off, `RIP` at the image, `RDI` at the
 /// boot-information table.
-public enum BootState {
+package enum BootState {
     /// CR0: PE, MP, ET, NE, WP, PG.
-    public static let cr0: UInt64 = 1 << 0 | 1 << 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31
+    package static let cr0: UInt64 = 1 << 0 | 1 << 1 | 1 << 4 | 1 << 5 | 1 << 16 | 1 << 31
     /// CR4: PAE, OSFXSR, OSXMMEXCPT.
-    public static let cr4: UInt64 = 1 << 5 | 1 << 9 | 1 << 10
+    package static let cr4: UInt64 = 1 << 5 | 1 << 9 | 1 << 10
     /// EFER: LME, LMA.
-    public static let efer: UInt64 = 1 << 8 | 1 << 10
+    package static let efer: UInt64 = 1 << 8 | 1 << 10
     /// RFLAGS: only the always-one bit 1 (interrupts disabled).
-    public static let rflags: UInt64 = 0x2
+    package static let rflags: UInt64 = 0x2
 
     /// The KVM segment for `descriptor` loaded with `selector`.
-    public static func segment(_ descriptor: SegmentDescriptor, selector: UInt16) -> Segment {
+    package static func segment(_ descriptor: SegmentDescriptor, selector: UInt16) -> Segment {
         var segment = Segment()
         segment.base = UInt64(descriptor.base)
         segment.limit = descriptor.byteLimit
@@ -33,7 +33,7 @@ public enum BootState {
 
     /// Applies the entry special registers to `registers` (the vCPU's current ones, so
     /// fields the ABI does not mention keep KVM's reset values).
-    public static func apply(to registers: inout SpecialRegisters) {
+    package static func apply(to registers: inout SpecialRegisters) {
         registers.cs = segment(GlobalDescriptorTable.code, selector: GlobalDescriptorTable.codeSelector)
         let data = segment(GlobalDescriptorTable.data, selector: GlobalDescriptorTable.dataSelector)
         registers.ds = data
@@ -52,7 +52,7 @@ public enum BootState {
     }
 
     /// The entry general-purpose registers: everything 0 except RIP, RSP, RDI and RFLAGS.
-    public static func generalRegisters() -> Registers {
+    package static func generalRegisters() -> Registers {
         var registers = Registers()
         registers.rip = GuestMemoryLayout.imageBase
         registers.rsp = GuestMemoryLayout.stackTop
@@ -61,8 +61,25 @@ public enum BootState {
         return registers
     }
 
+    /// The CPUID leaves for the vCPU with local APIC ID `apicID`: what KVM supports, with
+    /// the initial APIC ID in leaf 1 (EBX bits 31:24) and the x2APIC ID in leaves 0xB and
+    /// 0x1F (EDX) set to `apicID`, as each processor of a real machine reports its own.
+    ///
+    /// - Complexity: O(n) in the number of leaves.
+    package static func cpuid(_ supported: [CPUIDEntry], apicID: UInt32) -> [CPUIDEntry] {
+        supported.map { leaf in
+            var leaf = leaf
+            switch leaf.function {
+            case 0x1: leaf.ebx = (leaf.ebx & 0x00FF_FFFF) | (apicID & 0xFF) << 24
+            case 0xB, 0x1F: leaf.edx = apicID
+            default: break
+            }
+            return leaf
+        }
+    }
+
     /// The identity-map page tables for `layout`: the low 4 GiB and all RAM.
-    public static func pageTables(for layout: GuestMemoryLayout) throws(IdentityPageTables.BuildError) -> IdentityPageTables {
+    package static func pageTables(for layout: GuestMemoryLayout) throws(IdentityPageTables.BuildError) -> IdentityPageTables {
         try IdentityPageTables(
             base: GuestMemoryLayout.pageTablesAddress,
             mappedEnd: max(layout.endOfRAM, 1 << 32),

@@ -3,20 +3,20 @@
 /// The tables are laid out contiguously from `base`: the PML4, one PDPT, then one page
 /// directory per GiB. Entries are present, writable and supervisor-only. Building is
 /// pure: the result is a list of 64-bit entries that the machine copies into guest memory.
-public struct IdentityPageTables: Hashable, Sendable {
+package struct IdentityPageTables: Hashable, Sendable {
     /// Size of one page-table page in bytes.
-    public static let tablePageSize: UInt64 = 0x1000
+    package static let tablePageSize: UInt64 = 0x1000
     /// Size of the pages the tables map (2 MiB).
-    public static let largePageSize: UInt64 = 2 << 20
+    package static let largePageSize: UInt64 = 2 << 20
     /// Entry bit: present.
-    public static let present: UInt64 = 1 << 0
+    package static let present: UInt64 = 1 << 0
     /// Entry bit: writable.
-    public static let writable: UInt64 = 1 << 1
+    package static let writable: UInt64 = 1 << 1
     /// Entry bit: the PD entry maps a 2 MiB page.
-    public static let pageSizeBit: UInt64 = 1 << 7
+    package static let pageSizeBit: UInt64 = 1 << 7
 
     /// Why tables could not be built.
-    public enum BuildError: Error, Hashable, Sendable {
+    package enum BuildError: Error, Hashable, Sendable {
         /// `base` is not 4 KiB aligned.
         case unalignedBase(UInt64)
         /// `mappedEnd` is 0 or beyond the 512 GiB one PDPT covers.
@@ -26,18 +26,18 @@ public struct IdentityPageTables: Hashable, Sendable {
     }
 
     /// Guest-physical address of the PML4 (the value for CR3).
-    public let base: UInt64
+    package let base: UInt64
     /// The end of the mapped range, rounded up to 2 MiB.
-    public let mappedEnd: UInt64
+    package let mappedEnd: UInt64
     /// All entries of all table pages in order, 512 per page.
-    public let entries: [UInt64]
+    package let entries: [UInt64]
 
     /// Builds tables at `base` mapping `[0, mappedEnd)` (rounded up to 2 MiB).
     ///
     /// - Parameter maxPages: how many 4 KiB pages the tables may occupy.
     /// - Throws: ``BuildError`` when the request cannot be met.
     /// - Complexity: O(n) in the number of table pages.
-    public init(base: UInt64, mappedEnd: UInt64, maxPages: Int) throws(BuildError) {
+    package init(base: UInt64, mappedEnd: UInt64, maxPages: Int) throws(BuildError) {
         guard base % Self.tablePageSize == 0 else { throw .unalignedBase(base) }
         guard mappedEnd > 0, mappedEnd <= 512 << 30 else { throw .unsupportedEnd(mappedEnd) }
         let largePages = (mappedEnd + Self.largePageSize - 1) / Self.largePageSize
@@ -63,11 +63,11 @@ public struct IdentityPageTables: Hashable, Sendable {
     }
 
     /// Number of 4 KiB table pages.
-    public var pageCount: Int { entries.count / 512 }
+    package var pageCount: Int { entries.count / 512 }
 
     /// The tables as little-endian bytes, to be copied to guest-physical ``base``.
     /// - Complexity: O(n) in the number of entries.
-    public var bytes: [UInt8] {
+    package var bytes: [UInt8] {
         var result = [UInt8](repeating: 0, count: entries.count * 8)
         result.withUnsafeMutableBytes { raw in
             for (index, entry) in entries.enumerated() {
@@ -80,7 +80,7 @@ public struct IdentityPageTables: Hashable, Sendable {
     /// Walks the tables as the MMU would and returns the physical address `virtual`
     /// maps to, or `nil` if it is not mapped (only entries inside these tables are followed).
     /// - Complexity: O(1).
-    public func translate(_ virtual: UInt64) -> UInt64? {
+    package func translate(_ virtual: UInt64) -> UInt64? {
         guard virtual >> 48 == 0 else { return nil }
         func entry(at tableAddress: UInt64, index: UInt64) -> UInt64? {
             guard tableAddress >= base else { return nil }

@@ -20,42 +20,42 @@ import Synchronization
 ///
 /// Every guest-memory access goes through the bounds-checked `GuestMemoryReader`, so a bad
 /// request can only set STATUS, never read outside guest RAM.
-public final class DMAConsole: BusDevice {
+package final class DMAConsole: BusDevice {
     /// MAGIC register value, `"CDMA"`.
-    public static let magic: UInt32 = 0x414D_4443
+    package static let magic: UInt32 = 0x414D_4443
     /// The longest request accepted (1 MiB).
-    public static let maximumLength: UInt32 = 1 << 20
+    package static let maximumLength: UInt32 = 1 << 20
 
     /// Register offsets.
-    public enum Register {
+    package enum Register {
         /// MAGIC (R).
-        public static let magic: UInt64 = 0x00
+        package static let magic: UInt64 = 0x00
         /// STATUS (R).
-        public static let status: UInt64 = 0x04
+        package static let status: UInt64 = 0x04
         /// ADDR_LO (RW).
-        public static let addressLow: UInt64 = 0x08
+        package static let addressLow: UInt64 = 0x08
         /// ADDR_HI (RW).
-        public static let addressHigh: UInt64 = 0x0C
+        package static let addressHigh: UInt64 = 0x0C
         /// LENGTH (RW).
-        public static let length: UInt64 = 0x10
+        package static let length: UInt64 = 0x10
         /// DOORBELL (W).
-        public static let doorbell: UInt64 = 0x14
+        package static let doorbell: UInt64 = 0x14
         /// CTRL (RW).
-        public static let control: UInt64 = 0x18
+        package static let control: UInt64 = 0x18
         /// WRITTEN (R).
-        public static let written: UInt64 = 0x1C
+        package static let written: UInt64 = 0x1C
     }
 
     /// STATUS values.
-    public enum Status {
+    package enum Status {
         /// The last request was copied.
-        public static let ok: UInt32 = 0
+        package static let ok: UInt32 = 0
         /// The last request had a bad address or length; nothing was written.
-        public static let badRequest: UInt32 = 1
+        package static let badRequest: UInt32 = 1
     }
 
     /// CTRL bit 0: interrupt on completion.
-    public static let interruptOnCompletion: UInt32 = 0x1
+    package static let interruptOnCompletion: UInt32 = 0x1
 
     private struct State {
         var status: UInt32 = Status.ok
@@ -75,14 +75,14 @@ public final class DMAConsole: BusDevice {
 
     /// Creates a console that reads guest RAM through `memory`, writes to `output` and
     /// pulses `interrupt` on completion when CTRL asks for it.
-    public init(memory: some GuestMemoryReader, output: some ConsoleOutput, interrupt: some InterruptLine) {
+    package init(memory: some GuestMemoryReader, output: some ConsoleOutput, interrupt: some InterruptLine) {
         self.memory = memory
         self.output = output
         self.interrupt = interrupt
     }
 
     /// Handles a guest read; only aligned 32-bit reads of readable registers are answered.
-    public func read(offset: UInt64, width: Int) -> UInt64 {
+    package func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {
             return DeviceBus.mask(width: width)
         }
@@ -103,7 +103,7 @@ public final class DMAConsole: BusDevice {
     /// Handles a guest write; a doorbell write of 1 performs the request synchronously.
     ///
     /// - Complexity: O(LENGTH) for a doorbell.
-    public func write(offset: UInt64, width: Int, value: UInt64) {
+    package func write(offset: UInt64, width: Int, value: UInt64) {
         guard let register = DeviceAccess.register(offset: offset, width: width) else { return }
         let word = UInt32(truncatingIfNeeded: value)
         let completed: Bool = state.withLock { state in

@@ -28,7 +28,7 @@ import Synchronization
 /// enabled interrupt is pending and low otherwise, with a call only when that changes. It is
 /// not gated by MCR.OUT2, so minimal guests need only IER. `InterruptLine` and
 /// `ConsoleOutput` must not call back into the UART.
-public final class Serial16550: BusDevice {
+package final class Serial16550: BusDevice {
     private let output: any ConsoleOutput
     private let interrupt: any InterruptLine
     private let state = Mutex(SerialState())
@@ -37,7 +37,7 @@ public final class Serial16550: BusDevice {
 
     /// Creates a UART in its reset state; transmitted bytes go to `output`, interrupts to
     /// `interrupt`.
-    public init(output: some ConsoleOutput, interrupt: some InterruptLine) {
+    package init(output: some ConsoleOutput, interrupt: some InterruptLine) {
         self.output = output
         self.interrupt = interrupt
     }
@@ -46,7 +46,7 @@ public final class Serial16550: BusDevice {
     /// bytes wait in a host-side backlog until the receive FIFO has room.
     ///
     /// - Complexity: O(bytes.count), amortised.
-    public func receive(_ bytes: some Collection<UInt8>) {
+    package func receive(_ bytes: some Collection<UInt8>) {
         guard !bytes.isEmpty else { return }
         state.withLock { state in
             state.backlog.append(contentsOf: bytes)
@@ -57,7 +57,7 @@ public final class Serial16550: BusDevice {
 
     /// Bytes of host input not yet read by the guest (backlog and FIFO together); a reader
     /// may use it to pause when the guest falls far behind.
-    public var pendingInputCount: Int {
+    package var pendingInputCount: Int {
         state.withLock { $0.backlog.count + $0.receiveFIFO.count }
     }
 
@@ -83,7 +83,7 @@ public final class Serial16550: BusDevice {
 
     /// Handles an `in` of `width` bytes; each byte is a read of the register at its port,
     /// as on an ISA bus. Bytes beyond the eight registers read as `0xFF`.
-    public func read(offset: UInt64, width: Int) -> UInt64 {
+    package func read(offset: UInt64, width: Int) -> UInt64 {
         // Only an RBR read (offset 0) lowers the pending input.
         defer { if offset == 0 { notifyDrainWaiter() } }
         return state.withLock { state in
@@ -100,7 +100,7 @@ public final class Serial16550: BusDevice {
 
     /// Handles an `out` of `width` bytes; each byte is a write to the register at its port.
     /// A transmitted byte goes to the output before this returns.
-    public func write(offset: UInt64, width: Int, value: UInt64) {
+    package func write(offset: UInt64, width: Int, value: UInt64) {
         // At most one byte of an access lands on offset 0, so at most one byte is sent.
         let sent: UInt8? = state.withLock { state in
             var sent: UInt8?
@@ -125,7 +125,7 @@ public final class Serial16550: BusDevice {
     /// costs one host write instead of one per byte. A trailing partial element is ignored.
     ///
     /// - Complexity: O(data.count).
-    public func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+    package func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
         guard (1...8).contains(width) else { return }
         let elements = data.count / width
         var transmitted: [UInt8] = []
@@ -151,7 +151,7 @@ public final class Serial16550: BusDevice {
     /// trailing partial element is left untouched.
     ///
     /// - Complexity: O(buffer.count).
-    public func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+    package func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
         guard (1...8).contains(width) else { return }
         defer { notifyDrainWaiter() }
         let elements = buffer.count / width

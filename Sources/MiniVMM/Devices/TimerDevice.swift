@@ -18,28 +18,28 @@ import Synchronization
 /// Expirations run on a private dispatch queue. Each arming gets a new generation number;
 /// an expiry whose generation is no longer current (the timer was re-armed, disarmed or
 /// shut down meanwhile) does nothing, so a stale expiration can never fire.
-public final class TimerDevice: BusDevice {
+package final class TimerDevice: BusDevice {
     /// MAGIC register value, `"TIMR"`.
-    public static let magic: UInt32 = 0x524D_4954
+    package static let magic: UInt32 = 0x524D_4954
 
     /// Register offsets.
-    public enum Register {
+    package enum Register {
         /// MAGIC (R).
-        public static let magic: UInt64 = 0x00
+        package static let magic: UInt64 = 0x00
         /// DELAY_US (RW).
-        public static let delayMicroseconds: UInt64 = 0x04
+        package static let delayMicroseconds: UInt64 = 0x04
         /// STATUS (R, W1C).
-        public static let status: UInt64 = 0x08
+        package static let status: UInt64 = 0x08
         /// COUNT (R).
-        public static let count: UInt64 = 0x0C
+        package static let count: UInt64 = 0x0C
     }
 
     /// STATUS bits.
-    public enum Status {
+    package enum Status {
         /// Set on expiry; cleared by writing 1.
-        public static let fired: UInt32 = 0x1
+        package static let fired: UInt32 = 0x1
         /// Set while a timer is pending.
-        public static let armed: UInt32 = 0x2
+        package static let armed: UInt32 = 0x2
     }
 
     private struct State {
@@ -48,7 +48,14 @@ public final class TimerDevice: BusDevice {
         var count: UInt32 = 0
         var generation: UInt64 = 0
         var pending: (any DispatchSourceTimer)?
+        /// When the pending expiry is due.
+        var deadline: ContinuousClock.Instant?
+        /// While the machine is paused: the time an armed timer had left when it froze.
+        var frozenRemaining: Duration?
+        var isSuspended = false
         var isShutDown = false
+
+        var isArmed: Bool { pending != nil || frozenRemaining != nil }
     }
 
     private let interrupt: any InterruptLine
@@ -56,7 +63,7 @@ public final class TimerDevice: BusDevice {
     private let state = Mutex(State())
 
     /// Creates a disarmed timer that pulses `interrupt` on each expiry.
-    public init(interrupt: some InterruptLine) {
+    package init(interrupt: some InterruptLine) {
         self.interrupt = interrupt
         self.queue = DispatchQueue(label: "minivmm.timer")
     }
@@ -66,20 +73,47 @@ public final class TimerDevice: BusDevice {
     }
 
     /// Cancels any pending expiry and ignores arming from now on (the machine is stopping).
-    public func shutdown() {
+    package func shutdown() {
         state.withLock { state in
             state.isShutDown = true
             state.generation &+= 1
             state.pending?.cancel()
             state.pending = nil
+            state.frozenRemaining = nil
         }
     }
 
-    /// Whether an expiry is pending.
-    public var isArmed: Bool { state.withLock { $0.pending != nil } }
+    /// Whether an expiry is pending (frozen or not).
+    package var isArmed: Bool { state.withLock { $0.isArmed } }
+
+    /// Freezes the timer while the machine is paused: a pending expiry is cancelled and its
+    /// remaining time kept, so it fires that much later after ``resume()``.
+    package func suspend() {
+        state.withLock { state in
+            guard !state.isSuspended else { return }
+            state.isSuspended = true
+            guard let pending = state.pending, let deadline = state.deadline else { return }
+            pending.cancel()
+            state.pending = nil
+            state.generation &+= 1
+            state.frozenRemaining = max(deadline - ContinuousClock.now, .zero)
+        }
+    }
+
+    /// Lets a frozen timer run on with the time it had left.
+    package func resume() {
+        state.withLock { state in
+            guard state.isSuspended else { return }
+            state.isSuspended = false
+            if let remaining = state.frozenRemaining {
+                state.frozenRemaining = nil
+                schedule(after: remaining, &state)
+            }
+        }
+    }
 
     /// Handles a guest read; only aligned 32-bit reads of listed registers are answered.
-    public func read(offset: UInt64, width: Int) -> UInt64 {
+    package func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {
             return DeviceBus.mask(width: width)
         }
@@ -88,7 +122,7 @@ public final class TimerDevice: BusDevice {
             case Register.magic: return UInt64(Self.magic)
             case Register.delayMicroseconds: return UInt64(state.delay)
             case Register.status:
-                return UInt64((state.fired ? Status.fired : 0) | (state.pending != nil ? Status.armed : 0))
+                return UInt64((state.fired ? Status.fired : 0) | (state.isArmed ? Status.armed : 0))
             case Register.count: return UInt64(state.count)
             default: return DeviceBus.mask(width: width)
             }
@@ -96,7 +130,7 @@ public final class TimerDevice: BusDevice {
     }
 
     /// Handles a guest write; only aligned 32-bit writes to DELAY_US and STATUS do anything.
-    public func write(offset: UInt64, width: Int, value: UInt64) {
+    package func write(offset: UInt64, width: Int, value: UInt64) {
         guard let register = DeviceAccess.register(offset: offset, width: width) else { return }
         let word = UInt32(truncatingIfNeeded: value)
         switch register {
@@ -115,17 +149,31 @@ public final class TimerDevice: BusDevice {
             state.generation &+= 1
             state.pending?.cancel()
             state.pending = nil
-            guard microseconds > 0, !state.isShutDown else { return }
-            let generation = state.generation
-            let source = DispatchSource.makeTimerSource(queue: queue)
-            source.schedule(
-                deadline: .now() + .microseconds(Int(microseconds)), repeating: .never,
-                leeway: .microseconds(50))
-            // Weak: a pending expiry must not keep a discarded device alive.
-            source.setEventHandler { [weak self] in self?.expire(generation: generation) }
-            state.pending = source
-            source.resume()
+            state.frozenRemaining = nil
+            guard microseconds > 0 else { return }
+            let delay = Duration.microseconds(Int64(microseconds))
+            if state.isSuspended {
+                state.frozenRemaining = delay
+            } else {
+                schedule(after: delay, &state)
+            }
         }
+    }
+
+    /// Schedules an expiry `delay` from now under a new generation.
+    private func schedule(after delay: Duration, _ state: inout State) {
+        guard !state.isShutDown else { return }
+        state.generation &+= 1
+        let generation = state.generation
+        let (seconds, attoseconds) = delay.components
+        let nanoseconds = Int(clamping: seconds) &* 1_000_000_000 &+ Int(attoseconds / 1_000_000_000)
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        source.schedule(deadline: .now() + .nanoseconds(nanoseconds), repeating: .never, leeway: .microseconds(50))
+        // Weak: a pending expiry must not keep a discarded device alive.
+        source.setEventHandler { [weak self] in self?.expire(generation: generation) }
+        state.pending = source
+        state.deadline = .now + delay
+        source.resume()
     }
 
     private func expire(generation: UInt64) {
@@ -133,6 +181,7 @@ public final class TimerDevice: BusDevice {
             guard state.generation == generation, state.pending != nil else { return false }
             state.pending?.cancel()
             state.pending = nil
+            state.deadline = nil
             state.fired = true
             state.count &+= 1
             return true

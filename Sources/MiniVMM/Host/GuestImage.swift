@@ -3,7 +3,7 @@ import SystemPackage
 
 /// Why a guest image could not be loaded. Knows nothing of exit statuses: the machine maps
 /// these to them.
-enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
+package enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
     /// No file at the path.
     case notFound(path: String)
     /// The file could not be opened (`opening`) or read, for `errno`.
@@ -18,7 +18,7 @@ enum ImageError: Error, Hashable, Sendable, CustomStringConvertible {
     case stopped(path: String)
 
     /// The one-line message for stderr.
-    var description: String {
+    package var description: String {
         switch self {
         case .notFound(let path):
             "cannot open guest image '\(path)': no such file"

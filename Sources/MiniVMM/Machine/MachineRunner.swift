@@ -1,22 +1,27 @@
+import KVM
 import Logging
+import SystemPackage
 
-/// Builds the machine a ``MachineConfiguration`` describes, runs the guest and turns
-/// every outcome into an ``MinivmmExitStatus``. Messages go to `logger` (stderr); stdout only
-/// carries the guest's console bytes and, for `--describe`, the resource map.
-public enum MachineRunner {
-    /// Builds and runs the machine; never throws and never traps on bad input.
+/// Runs minivmm's data flow once: plan → KVM → machine → vCPU run loops → how it ended.
+/// Messages go to `logger` (stderr); stdout only carries the guest's console bytes and, for
+/// `--describe`, the resource map.
+package enum MachineRunner {
+    /// Finishes the plan for this host, builds the machine and runs the guest; never throws
+    /// and never traps on bad input. Expects ``Signals/prepareProcess()`` to have run.
     ///
     /// The signal watcher and the `--timeout` watchdog start first, so a stop request ends
-    /// every phase: waiting for a FIFO image, a blocked stdout, the guest. Any failure after
-    /// a stop request is reported as that stop (124, or 128 + the signal number).
-    /// Expects ``Signals/prepareProcess()`` to have run.
-    package static func run(_ configuration: MachineConfiguration, logger: Logger, stop: StopLatch) -> MinivmmExitStatus {
+    /// every phase: waiting for a FIFO image, a blocked stdout, the guest. A failure after a
+    /// stop request is reported as that stop (124, or 128 + the signal number).
+    package static func run(
+        _ blueprint: MachinePlan.Blueprint, logger: Logger, stop: StopLatch, console: ConsoleWriter,
+        input: FileDescriptor = .standardInput
+    ) -> MachineEnd {
+        let configuration = blueprint.configuration
         let watcher: SignalWatcher
         do {
             watcher = try SignalWatcher(latch: stop)
         } catch {
-            logger.error("cannot watch for SIGINT, SIGTERM and SIGHUP: \(error)")
-            return .hostFailure
+            return report(.failed(.machine(MachineError(.startHostIO, .host(error)))), configuration, logger, stop)
         }
         let watchdog = configuration.timeout.map { Watchdog(timeout: $0, latch: stop) }
         defer {
@@ -25,47 +30,68 @@ public enum MachineRunner {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let status: MinivmmExitStatus
+        var end: MachineEnd
         do {
-            let machine = try Machine(configuration: configuration, logger: logger, stop: stop)
+            let (kvm, plan) = try prepare(blueprint, logger: logger)
+            let machine = try Machine(
+                plan: plan, kvm: kvm, host: Machine.Host(stop: stop, console: console, input: input, logger: logger))
             let ready = clock.now
-            status = machine.run()
-            let stopped = clock.now
-            logger.info(
-                "machine stopped: \(status) (exit status \(status.code)); set-up \(milliseconds(ready - start)) ms, guest run \(milliseconds(stopped - ready)) ms")
+            end = machine.run()
+            logger.info("guest ran \(milliseconds(clock.now - ready)) ms after \(milliseconds(ready - start)) ms of set-up")
         } catch {
-            guard let reason = stop.reason else {
-                logger.error("\(error.message)")
-                return error.status
-            }
-            status = Self.status(for: reason)
+            end = .failed(error)
         }
-        switch status {
-        case .timeout:
-            let limit = configuration.timeout.map { " of \($0)" } ?? ""
-            logger.error("--timeout\(limit) expired; machine stopped")
-        case .stoppedBySignal(let number):
-            logger.error("stopped by \(Signals.name(number))")
-        default:
-            break
-        }
-        // Releases anything still waiting on the latch (a console write on another thread).
-        stop.request(.finished)
-        return status
+        if case .failed = end, let reason = stop.reason { end = .stopped(reason) }
+        return report(end, configuration, logger, stop)
     }
 
-    /// The exit status for a stop request.
-    static func status(for reason: StopLatch.Reason) -> MinivmmExitStatus {
-        switch reason {
-        case .timeout: .timeout
-        case .signal(let number): .stoppedBySignal(number)
-        // Only requested after the machine has stopped; never the cause of a stop.
-        case .finished: .internalError
+    /// Opens KVM and finishes the plan with the host's limits.
+    private static func prepare(_ blueprint: MachinePlan.Blueprint, logger: Logger) throws(MinivmmFailure) -> (Kvm, MachinePlan) {
+        let path = blueprint.configuration.kvmDevicePath
+        let kvm: Kvm
+        let slots: Int
+        do {
+            kvm = try kvmStep(.openKVM(path: path)) { () throws(KVMError) in
+                let kvm = try Kvm(path: path)
+                try kvm.requireCapabilities(KVMCapability.monitorEssentials)
+                return kvm
+            }
+            slots = try kvmStep(.queryHost) { () throws(KVMError) in try kvm.maxMemorySlots() }
+        } catch {
+            throw .machine(error)
         }
+        logger.debug("opened \(path): API version 12, \(slots) memory slots")
+        do {
+            let limits = MachinePlan.HostLimits(memorySlots: UInt32(clamping: slots), maxVcpus: kvm.maxVcpus())
+            return (kvm, try MachinePlan(blueprint, host: limits))
+        } catch {
+            throw .plan(error)
+        }
+    }
+
+    /// Logs how the run ended (one line unless the run loop already said more), releases
+    /// anything still waiting on the latch, and returns `end`.
+    private static func report(
+        _ end: MachineEnd, _ configuration: MachineConfiguration, _ logger: Logger, _ stop: StopLatch
+    ) -> MachineEnd {
+        switch end {
+        case .stopped(.timeout):
+            let limit = configuration.timeout.map { " of \($0)" } ?? ""
+            logger.error("--timeout\(limit) expired; machine stopped")
+        case .stopped(.signal(let number)):
+            logger.error("stopped by \(Signals.name(number))")
+        case .failed(let failure):
+            logger.error("\(failure)")
+        case .guestExited, .guestFault, .stopped(.finished):
+            break
+        }
+        logger.info("machine stopped: exit status \(ExitStatus(end).code) (\(ExitStatus(end)))")
+        stop.request(.finished)
+        return end
     }
 
     /// `duration` in milliseconds with one decimal, e.g. "5.7".
-    private static func milliseconds(_ duration: Duration) -> String {
+    static func milliseconds(_ duration: Duration) -> String {
         let (seconds, attoseconds) = duration.components
         let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
         return "\(tenths / 10).\(tenths % 10)"

@@ -1,20 +1,46 @@
 import KVM
 import Logging
 
-/// The single vCPU's run loop: runs the guest and dispatches each exit to the buses until
-/// the guest asks to stop, crashes or a stop is requested (timeout or signal).
+/// What a run loop needs of a vCPU: the seam that lets tests drive ``RunLoop`` with scripted
+/// exits instead of KVM.
+package protocol VcpuRunning: AnyObject {
+    /// The vCPU ID (also its local APIC ID).
+    var id: UInt32 { get }
+    /// Runs until the next exit that needs the monitor (`KVM_RUN`).
+    func run() throws(KVMError) -> VcpuExit
+    /// Clears a pending kick so the next `run()` enters the guest again.
+    func clearKick()
+    /// The registers, for crash reports.
+    func stateDescription() -> String
+}
+
+extension Vcpu: VcpuRunning {}
+
+/// One vCPU's run loop: runs the guest and dispatches each exit to the buses until the
+/// guest asks to stop, crashes, or the machine's stop latch is set (by `--timeout`, a signal,
+/// or another vCPU that ended the machine).
 ///
 /// The port-I/O and MMIO paths neither allocate nor log (after the first unclaimed access
-/// to an address), so the per-exit cost stays close to that of a bare C loop.
-final class RunLoop {
-    private let vcpu: Vcpu
+/// to an address), so the per-exit cost stays close to that of a bare C loop. Generic over
+/// the vCPU so the hot path has no dynamic dispatch.
+package final class RunLoop<V: VcpuRunning> {
+    private let vcpu: V
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private let exitPort: ExitPort
     private let stop: StopLatch
+    private let pause: PauseGate?
     private let logger: Logger
+    /// When the machine started running guest code, for start-up timings in debug logs.
+    private let epoch: ContinuousClock.Instant
 
-    init(vcpu: Vcpu, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, logger: Logger) {
+    /// A loop for `vcpu` over the machine's buses, exit port, stop latch and pause gate.
+    package init(
+        vcpu: V, ports: DeviceBus, mmio: DeviceBus, exitPort: ExitPort, stop: StopLatch, pause: PauseGate? = nil,
+        logger: Logger, epoch: ContinuousClock.Instant = .now
+    ) {
+        self.epoch = epoch
+        self.pause = pause
         self.vcpu = vcpu
         self.ports = ports
         self.mmio = mmio
@@ -23,24 +49,26 @@ final class RunLoop {
         self.logger = logger
     }
 
-    /// Runs until the machine stops and returns the status to exit with.
-    func run() -> MinivmmExitStatus {
+    /// Runs until this vCPU is done and says how: ``MachineEnd/stopped(_:)`` when the latch
+    /// stopped it, otherwise the end this vCPU saw.
+    package func run() -> MachineEnd {
+        defer { pause?.vcpuEnded() }
         while true {
             let exit: VcpuExit
             do {
                 exit = try vcpu.run()
+            } catch .failed(_, .resourceTemporarilyUnavailable) {
+                // An AP woken from wait-for-SIPI returns EAGAIN once: enter it again.
+                logger.debug("vCPU \(vcpu.id) started by the guest \(MachineRunner.milliseconds(ContinuousClock.now - epoch)) ms after the first guest instruction")
+                continue
             } catch {
-                return crash(.hostFailure, "KVM_RUN failed: \(error)")
+                // The runner reports failures, once.
+                return .failed(.machine(MachineError(.runVcpu(vcpu.id), .kvm(error))))
             }
             switch exit {
             case .io(let access):
                 handle(access)
-                if let status = exitPort.requestedStatus {
-                    if status == .guestCrashed {
-                        logger.error("guest wrote an exit value above \(MinivmmExitStatus.largestGuestStatus) to port 0xF4")
-                    }
-                    return status
-                }
+                if let value = exitPort.requestedValue { return exitRequested(value) }
             case .mmio(let access):
                 if access.isWrite {
                     mmio.write(access.address, width: access.length, value: access.value)
@@ -48,26 +76,35 @@ final class RunLoop {
                     access.setValue(mmio.read(access.address, width: access.length))
                 }
             case .interrupted:
-                // Clear first, then check: a request between the two kicks again, so
-                // it is seen on the next KVM_RUN at the latest; never lost.
+                // Clear the kick first, then look at the latch: a stop requested in between
+                // leaves the kick set again, so the next run() returns at once; none is lost.
                 vcpu.clearKick()
-                if let reason = stop.reason { return MachineRunner.status(for: reason) }
+                if let reason = stop.reason { return .stopped(reason) }
+                pause?.park()
             case .hlt:
-                return crash(.guestCrashed, "guest halted with no way to wake up (KVM_EXIT_HLT)")
+                return crash("guest halted with no way to wake up (KVM_EXIT_HLT)")
             case .shutdown:
-                return crash(.guestCrashed, "guest shut down (triple fault)")
+                return crash("guest shut down (triple fault)")
             case .failEntry(let reason, let cpu):
-                return crash(.guestCrashed, "VM entry failed on cpu \(cpu): hardware reason 0x\(String(reason, radix: 16))")
+                return crash("VM entry failed on cpu \(cpu): hardware reason 0x\(String(reason, radix: 16))")
             case .internalError(let suberror, let data):
                 let kind = suberror == 1 ? "emulation failure" : "suberror \(suberror)"
                 let words = data.map { "0x" + String($0, radix: 16) }.joined(separator: " ")
-                return crash(.guestCrashed, "KVM internal error: \(kind) [\(words)]")
+                return crash("KVM internal error: \(kind) [\(words)]")
             case .systemEvent(let type, _):
-                return crash(.guestCrashed, "guest raised system event \(type) (shutdown or reset)")
+                return crash("guest raised system event \(type) (shutdown or reset)")
             case .unknown(let reason):
-                return crash(.guestCrashed, "unexpected KVM exit reason \(reason)")
+                return crash("unexpected KVM exit reason \(reason)")
             }
         }
+    }
+
+    private func exitRequested(_ value: UInt64) -> MachineEnd {
+        guard value <= ExitStatus.largestGuestStatus else {
+            logger.error("guest wrote \(value), an exit value above \(ExitStatus.largestGuestStatus), to port 0xF4")
+            return .guestFault(.exitValueTooLarge(value))
+        }
+        return .guestExited(UInt8(value))
     }
 
     /// Handles every element of a port-I/O exit, in order.
@@ -92,8 +129,8 @@ final class RunLoop {
         }
     }
 
-    private func crash(_ status: MinivmmExitStatus, _ reason: String) -> MinivmmExitStatus {
-        logger.error("\(reason); vCPU state:\n\(vcpu.stateDescription())")
-        return status
+    private func crash(_ reason: String) -> MachineEnd {
+        logger.error("vCPU \(vcpu.id): \(reason); registers:\n\(vcpu.stateDescription())")
+        return .guestFault(.crashed(vcpu: vcpu.id))
     }
 }

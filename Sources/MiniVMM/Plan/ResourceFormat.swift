@@ -1,21 +1,21 @@
 /// Text formatting shared by resource messages and the `--describe` map. Foundation-free so
 /// the output is identical on every platform.
-enum ResourceFormat {
+package enum ResourceFormat {
     /// `value` in lower-case hexadecimal with `0x`, zero-padded to `digits` digits.
-    static func hex(_ value: UInt64, digits: Int = 0) -> String {
+    package static func hex(_ value: UInt64, digits: Int = 0) -> String {
         let text = String(value, radix: 16)
         let padding = max(0, digits - text.count)
         return "0x" + String(repeating: "0", count: padding) + text
     }
 
     /// `start-end` in hexadecimal, both padded to the same width.
-    static func hexRange(_ start: UInt64, _ end: UInt64, digits: Int = 0) -> String {
+    package static func hexRange(_ start: UInt64, _ end: UInt64, digits: Int = 0) -> String {
         hex(start, digits: digits) + "-" + hex(end, digits: digits)
     }
 
     /// A byte count in the largest binary unit that divides it exactly ("4 KiB", "3 GiB",
     /// "1536 MiB", "17 bytes").
-    static func size(_ bytes: UInt64) -> String {
+    package static func size(_ bytes: UInt64) -> String {
         let units: [(shift: UInt64, name: String)] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")]
         for unit in units where bytes >= 1 << unit.shift && bytes % (1 << unit.shift) == 0 {
             return "\(bytes >> unit.shift) \(unit.name)"
@@ -27,7 +27,7 @@ enum ResourceFormat {
     /// by two spaces and without trailing blanks.
     ///
     /// - Complexity: O(total characters).
-    static func table(_ rows: [[String]]) -> [String] {
+    package static func table(_ rows: [[String]]) -> [String] {
         let columns = rows.map(\.count).max() ?? 0
         var widths = [Int](repeating: 0, count: columns)
         for row in rows {

@@ -2,10 +2,10 @@
 ///
 /// Offsets are relative to the start of the device's window; `width` is the access
 /// size in bytes (1, 2, 4 or 8). Values are little-endian and zero-extended; a read
-/// returns its value in the low `width` bytes. Devices are reached from the vCPU thread
+/// returns its value in the low `width` bytes. Devices are reached from vCPU threads
 /// and, for interrupts and input, from background threads, so they must be `Sendable`
 /// and synchronise their own state.
-public protocol BusDevice: AnyObject, Sendable {
+package protocol BusDevice: AnyObject, Sendable {
     /// Handles a guest read of `width` bytes at `offset` within the device's window.
     func read(offset: UInt64, width: Int) -> UInt64
     /// Handles a guest write of `width` bytes of `value` at `offset` within the window.
@@ -22,13 +22,28 @@ public protocol BusDevice: AnyObject, Sendable {
     ///
     /// - Complexity: O(buffer.count) by default.
     func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer)
+    /// Stops the device's background work (pending timers, …) when it is detached or the
+    /// machine stops; accesses after it must still be answered. Does nothing by default.
+    func shutdown()
+    /// Freezes the device's own clock while the machine is paused (no vCPU runs); does
+    /// nothing by default.
+    func suspend()
+    /// Lets the device's clock run on after ``suspend()``; does nothing by default.
+    func resume()
 }
 
 extension BusDevice {
+    /// Nothing to stop.
+    package func shutdown() {}
+    /// No clock to freeze.
+    package func suspend() {}
+    /// No clock to resume.
+    package func resume() {}
+
     /// Writes element by element through ``write(offset:width:value:)``.
     ///
     /// - Complexity: O(data.count).
-    public func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+    package func writeString(offset: UInt64, width: Int, data: UnsafeRawBufferPointer) {
         guard (1...8).contains(width) else { return }
         for start in stride(from: 0, to: data.count - width + 1, by: width) {
             var value: UInt64 = 0
@@ -40,7 +55,7 @@ extension BusDevice {
     /// Reads element by element through ``read(offset:width:)``.
     ///
     /// - Complexity: O(buffer.count).
-    public func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+    package func readString(offset: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
         guard (1...8).contains(width) else { return }
         for start in stride(from: 0, to: buffer.count - width + 1, by: width) {
             let value = read(offset: offset, width: width)
@@ -50,7 +65,7 @@ extension BusDevice {
 }
 
 /// An interrupt line a device raises; the machine backs it with KVM (irqfd or IRQ line).
-public protocol InterruptLine: Sendable {
+package protocol InterruptLine: Sendable {
     /// Raises an edge-triggered interrupt (one pulse).
     func trigger()
     /// Drives a level-triggered line high (`true`) or low (`false`).
@@ -58,13 +73,13 @@ public protocol InterruptLine: Sendable {
 }
 
 /// Where console devices send the guest's output bytes (minivmm's stdout, or a test buffer).
-public protocol ConsoleOutput: Sendable {
+package protocol ConsoleOutput: Sendable {
     /// Writes `bytes` in order, completely, before returning.
     func write(_ bytes: UnsafeRawBufferPointer)
 }
 
 /// Read access to guest RAM for devices that do DMA; every access is bounds-checked.
-public protocol GuestMemoryReader: Sendable {
+package protocol GuestMemoryReader: Sendable {
     /// Calls `body` with the `count` bytes at guest-physical `address` if they lie entirely
     /// inside one RAM region and returns `true`; otherwise returns `false` without calling it.
     func withBytes(at address: UInt64, count: Int, _ body: (UnsafeRawBufferPointer) -> Void) -> Bool

@@ -1,0 +1,33 @@
+/// What the control API may ask of a running machine; ``Machine`` provides it through its
+/// controller, tests through a fake. Every method is safe from any thread and never sees a
+/// half-applied change.
+package protocol VMControl: AnyObject, Sendable {
+    /// `GET /vm`.
+    func vmInfo() -> VMInfo
+    /// `GET /resources`.
+    func resourcesInfo() -> ResourcesInfo
+    /// `GET /devices` (also what `GET /devices/{id}` looks in).
+    func devices() -> [DeviceInfo]
+    /// `PATCH /vm`: pause (every vCPU out of `KVM_RUN` and held, device timers frozen with
+    /// their remaining time) or resume. Setting the state it already has changes nothing.
+    func setState(_ state: VMRunState) throws(ControlError)
+}
+
+/// Why a control request was refused; the API maps each case to its HTTP status.
+package enum ControlError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The request is malformed or a value is bad (400).
+    case invalid(String)
+    /// No such device or region (404).
+    case notFound(String)
+    /// The id is in use, resources are exhausted, or the VM is in the wrong state (409).
+    case conflict(String)
+    /// minivmm failed (500).
+    case internalFailure(String)
+
+    /// The sentence for `fault_message`: what to change.
+    package var description: String {
+        switch self {
+        case .invalid(let text), .notFound(let text), .conflict(let text), .internalFailure(let text): text
+        }
+    }
+}

@@ -1,0 +1,299 @@
+import VMAllocator
+
+/// The one owner of every resource of a machine — KVM memory slots, port-I/O ranges, MMIO
+/// windows, GSIs and device instance numbers — and of the record of who holds each.
+///
+/// Every resource comes from a `VMAllocator` allocator; nothing else in minivmm keeps a copy.
+/// A device takes its window, GSI and instance number in ``attach(_:)`` and gives all of
+/// them back in ``detach(_:)``. Every mutation is all or nothing: it works on a copy (the
+/// allocators are copy-on-write values, so that is O(1)) and stores it only when every step
+/// succeeded. In debug builds every mutation ends by checking that the owner records match
+/// the allocators exactly.
+///
+/// Pure value: it touches neither KVM nor memory.
+package struct ResourceManager: Hashable, Sendable {
+    /// The first GSI of the IOAPIC range the machine hands out.
+    package static let firstGSI: UInt32 = 4
+    /// COM1's GSI (ISA IRQ 4), taken before any device.
+    package static let com1GSI: UInt32 = 4
+    /// The first GSI a device can get.
+    package static let firstDeviceGSI: UInt32 = 5
+    /// The last IOAPIC pin.
+    package static let lastGSI: UInt32 = 23
+    /// How many devices with a GSI fit together.
+    package static let deviceGSICount = Int(lastGSI - firstDeviceGSI + 1)
+    /// The largest instance number of any kind (the boot-information table has 16 bits).
+    package static let lastInstance = UInt32(UInt16.max)
+
+    /// The fixed port ranges, taken by exact match in this order.
+    package static let fixedPorts: [(owner: FixedOwner, range: ClosedRange<UInt64>)] = [
+        (.picMaster, 0x20...0x21), (.picSlave, 0xA0...0xA1), (.pit, 0x40...0x43),
+        (.exitPort, 0xF4...0xF7), (.com1, 0x3F8...0x3FF),
+    ]
+    /// The reserved pages in the MMIO gap, taken by exact match before any device window.
+    package static let fixedMMIO: [(owner: FixedOwner, range: ClosedRange<UInt64>)] = [
+        (.ioapic, GuestMemoryLayout.ioapicAddress...(GuestMemoryLayout.ioapicAddress + 0xFFF)),
+        (.localAPIC, GuestMemoryLayout.localAPICAddress...(GuestMemoryLayout.localAPICAddress + 0xFFF)),
+        (.identityMap, GuestMemoryLayout.identityMapAddress...(GuestMemoryLayout.identityMapAddress + 0xFFF)),
+        (.tss, GuestMemoryLayout.tssAddress...(GuestMemoryLayout.tssAddress + 0x2FFF)),
+    ]
+
+    /// Memory-slot IDs over `0..<memorySlotCount`.
+    package private(set) var memorySlots: IdAllocator
+    /// Port I/O over `[0, 0xFFFF]`.
+    package private(set) var ports: AddressAllocator
+    /// MMIO over the 32-bit gap.
+    package private(set) var mmio: AddressAllocator
+    /// GSIs over `4...23`.
+    package private(set) var gsis: IdAllocator
+    /// Allocations `mmioSpace` already had (tests only): taken, but owned by nobody.
+    private let foreignMMIO: Set<RangeInclusive>
+    /// vCPU IDs, which are also local APIC IDs, over `0..<64`.
+    package private(set) var vcpuIDs: IdAllocator
+    /// Instance numbers, one allocator per device kind.
+    package private(set) var instances: [DeviceKind: IdAllocator]
+
+    /// The RAM region behind each taken memory slot.
+    package private(set) var ramRegions: [UInt32: RAMRegion] = [:]
+    /// Owner of each taken port range.
+    package private(set) var portOwners: [RangeInclusive: Owner] = [:]
+    /// Owner of each taken MMIO range.
+    package private(set) var mmioOwners: [RangeInclusive: Owner] = [:]
+    /// Owner of each taken GSI.
+    package private(set) var gsiOwners: [UInt32: Owner] = [:]
+    /// Owner of each taken vCPU ID.
+    package private(set) var vcpuOwners: [UInt32: Owner] = [:]
+
+    /// A manager with the fixed resources taken: legacy and COM1 ports, the exit port, the
+    /// reserved MMIO pages and COM1's GSI.
+    ///
+    /// - Parameter memorySlotCount: how many KVM memory slots the host offers
+    ///   (`KVM_CAP_NR_MEMSLOTS`), at least 1.
+    package init(memorySlotCount: UInt32) throws(ResourceError) {
+        try self.init(memorySlotCount: memorySlotCount, mmioSpace: Self.makeAddressAllocator(
+            GuestMemoryLayout.mmioGapStart...GuestMemoryLayout.mmioGapLastAddress))
+    }
+
+    /// Like ``init(memorySlotCount:)``, but device windows come from `mmioSpace`, which may
+    /// already have allocations (tests use it to run out of MMIO space). The reserved pages
+    /// must still be free in it.
+    package init(memorySlotCount: UInt32, mmioSpace: AddressAllocator) throws(ResourceError) {
+        // The plan refuses a host without slots before it gets here.
+        memorySlots = Self.makeIdAllocator(0...max(memorySlotCount, 1) - 1)
+        ports = Self.makeAddressAllocator(0...0xFFFF)
+        mmio = mmioSpace
+        foreignMMIO = Set(mmioSpace.allocations)
+        gsis = Self.makeIdAllocator(Self.firstGSI...Self.lastGSI)
+        vcpuIDs = Self.makeIdAllocator(0...UInt32(MachineConfiguration.maximumCPUs - 1))
+        instances = Dictionary(uniqueKeysWithValues: DeviceKind.allCases.map {
+            ($0, Self.makeIdAllocator(0...Self.lastInstance))
+        })
+        for (owner, range) in Self.fixedPorts {
+            portOwners[try Self.take(range, owner: .fixed(owner), from: &ports)] = .fixed(owner)
+        }
+        for (owner, range) in Self.fixedMMIO {
+            mmioOwners[try Self.take(range, owner: .fixed(owner), from: &mmio)] = .fixed(owner)
+        }
+        do { try gsis.allocate(id: Self.com1GSI) } catch {
+            throw .reservedRangeTaken(owner: .fixed(.com1), start: UInt64(Self.com1GSI), end: UInt64(Self.com1GSI))
+        }
+        gsiOwners[Self.com1GSI] = .fixed(.com1)
+        checkInvariants()
+    }
+
+    // MARK: RAM
+
+    /// Gives `range` of RAM the lowest free memory slot.
+    ///
+    /// - Throws: ``ResourceError/noFreeMemorySlot(owner:available:)``; nothing changes then.
+    /// - Complexity: O(log s) for s runs of free slots.
+    package mutating func takeMemorySlot(for range: RangeInclusive, owner: Owner) throws(ResourceError) -> RAMRegion {
+        let slot: UInt32
+        do { slot = try memorySlots.allocateID() } catch {
+            throw .noFreeMemorySlot(owner: owner, available: memorySlots.rangeEnd - memorySlots.rangeBase + 1)
+        }
+        let region = RAMRegion(range: range, slot: slot, owner: owner)
+        ramRegions[slot] = region
+        checkInvariants()
+        return region
+    }
+
+    // MARK: vCPUs
+
+    /// Takes the lowest free vCPU ID (also the vCPU's local APIC ID).
+    ///
+    /// - Throws: ``ResourceError/noFreeVcpuID(available:)``; nothing changes then.
+    /// - Complexity: O(log r) for r runs of free IDs.
+    package mutating func takeVcpuID() throws(ResourceError) -> UInt32 {
+        let id: UInt32
+        do { id = try vcpuIDs.allocateID() } catch {
+            throw .noFreeVcpuID(available: MachineConfiguration.maximumCPUs)
+        }
+        vcpuOwners[id] = .cpu(id)
+        checkInvariants()
+        return id
+    }
+
+    // MARK: Devices
+
+    /// Takes an instance number, a window and (if the kind needs one) a GSI for a new device
+    /// of `kind`, each the lowest free; all or nothing.
+    ///
+    /// - Throws: ``ResourceError`` naming what ran out; nothing changes then.
+    /// - Complexity: O(log n) in the number of allocations.
+    package mutating func attach(_ kind: DeviceKind) throws(ResourceError) -> DeviceResources {
+        let descriptor = kind.descriptor
+        var next = self
+        let instance: UInt32
+        do { instance = try next.instances[kind, default: Self.makeIdAllocator(0...Self.lastInstance)].allocateID() } catch {
+            throw .noFreeInstance(kind: kind)
+        }
+        let owner = Owner.device(kind, instance: instance)
+        let window: RangeInclusive
+        do {
+            window = try next.mmio.allocate(
+                size: descriptor.windowSize, alignment: descriptor.windowAlignment, policy: .firstMatch)
+        } catch {
+            throw .outOfMMIOSpace(kind: kind)
+        }
+        next.mmioOwners[window] = owner
+        var gsi: UInt32?
+        if descriptor.needsGSI {
+            do { gsi = try next.gsis.allocateID() } catch {
+                throw .noFreeGSI(owner: owner, available: Self.deviceGSICount)
+            }
+            next.gsiOwners[gsi!] = owner
+        }
+        next.checkInvariants()
+        self = next
+        return DeviceResources(kind: kind, instance: instance, window: window, gsi: gsi)
+    }
+
+    /// Gives back everything `device` took in ``attach(_:)``; all or nothing.
+    ///
+    /// - Throws: ``ResourceError/notAttached(_:)`` when `device` does not hold exactly these
+    ///   resources; nothing changes then.
+    /// - Complexity: O(log n) in the number of allocations.
+    package mutating func detach(_ device: DeviceResources) throws(ResourceError) {
+        let owner = device.owner
+        var next = self
+        guard next.mmioOwners[device.window] == owner else { throw .notAttached(owner) }
+        do {
+            try next.mmio.free(device.window)
+            if let gsi = device.gsi {
+                guard next.gsiOwners[gsi] == owner else { throw ResourceError.notAttached(owner) }
+                _ = try next.gsis.freeID(gsi)
+                next.gsiOwners[gsi] = nil
+            }
+            _ = try next.instances[device.kind]?.freeID(device.instance)
+        } catch {
+            throw .notAttached(owner)
+        }
+        next.mmioOwners[device.window] = nil
+        // A device that holds a GSI must name it (at most 20 GSIs to look through).
+        guard !next.gsiOwners.values.contains(owner) else { throw .notAttached(owner) }
+        // IdAllocator remembers released IDs; forget them, so that a detach restores exactly
+        // the value the manager had before the attach.
+        if device.gsi != nil { next.gsis = Self.withoutHistory(next.gsis, live: next.gsiOwners.keys) }
+        let liveInstances = next.mmioOwners.values.compactMap { if case .device(device.kind, let n) = $0 { n } else { nil } }
+        next.instances[device.kind] = Self.withoutHistory(next.instances[device.kind]!, live: liveInstances)
+        next.checkInvariants()
+        self = next
+    }
+
+    // MARK: Lookups
+
+    /// The owner of the MMIO allocation containing `address`, if any.
+    ///
+    /// - Complexity: O(log n) in the number of MMIO allocations.
+    package func owner(ofMMIOAddress address: UInt64) -> Owner? {
+        mmio.allocation(containing: address).flatMap { mmioOwners[$0] }
+    }
+
+    /// The owner of the port range containing `port`, if any.
+    ///
+    /// - Complexity: O(log n) in the number of port allocations.
+    package func owner(ofPort port: UInt64) -> Owner? {
+        ports.allocation(containing: port).flatMap { portOwners[$0] }
+    }
+
+    /// The port range of a fixed owner (COM1, the exit port, …).
+    package func ports(of owner: FixedOwner) -> RangeInclusive? {
+        portOwners.first { $0.value == .fixed(owner) }?.key
+    }
+
+    /// The MMIO range of a fixed owner (the IOAPIC, KVM's TSS, …).
+    package func mmio(of owner: FixedOwner) -> RangeInclusive? {
+        mmioOwners.first { $0.value == .fixed(owner) }?.key
+    }
+
+    // MARK: Invariants
+
+    /// In debug builds, traps unless the owner records name exactly the allocations.
+    ///
+    /// - Complexity: O(n) in debug builds; nothing in release builds.
+    func checkInvariants() {
+        assert(Set(mmio.allocations) == Set(mmioOwners.keys).union(foreignMMIO), "MMIO owners \(mmioOwners) vs \(mmio.allocations)")
+        assert(Set(ports.allocations) == Set(portOwners.keys), "port owners vs allocations")
+        assert(gsiOwners.keys.allSatisfy { gsis.isAllocated($0) } && gsis.allocatedCount == UInt64(gsiOwners.count),
+               "GSI owners vs allocations")
+        assert(ramRegions.keys.allSatisfy { memorySlots.isAllocated($0) }
+               && memorySlots.allocatedCount == UInt64(ramRegions.count), "RAM regions vs slot allocations")
+        assert(vcpuOwners.keys.allSatisfy { vcpuIDs.isAllocated($0) }
+               && vcpuIDs.allocatedCount == UInt64(vcpuOwners.count), "vCPU owners vs IDs")
+        assert(DeviceKind.allCases.allSatisfy { kind in
+            let live = mmioOwners.values.filter { if case .device(kind, _) = $0 { true } else { false } }
+            return instances[kind]?.allocatedCount == UInt64(live.count)
+        }, "instance numbers vs devices")
+    }
+
+    // MARK: Helpers
+
+    private static func take(
+        _ range: ClosedRange<UInt64>, owner: Owner, from allocator: inout AddressAllocator
+    ) throws(ResourceError) -> RangeInclusive {
+        do {
+            return try allocator.allocate(
+                size: range.upperBound - range.lowerBound + 1, alignment: 1, policy: .exactMatch(range.lowerBound))
+        } catch {
+            throw .reservedRangeTaken(owner: owner, start: range.lowerBound, end: range.upperBound)
+        }
+    }
+
+    /// An allocator over `allocator`'s range with exactly the IDs `live` handed out and no
+    /// released ones.
+    private static func withoutHistory(_ allocator: IdAllocator, live: some Sequence<UInt32>) -> IdAllocator {
+        var fresh = makeIdAllocator(allocator.rangeBase...allocator.rangeEnd)
+        for id in live {
+            do { try fresh.allocate(id: id) } catch { fatalError("live IDs are distinct and in range: \(error)") }
+        }
+        return fresh
+    }
+
+    private static func makeIdAllocator(_ ids: ClosedRange<UInt32>) -> IdAllocator {
+        do { return try IdAllocator(rangeBase: ids.lowerBound, rangeEnd: ids.upperBound) } catch {
+            fatalError("callers pass a valid range: \(error)")
+        }
+    }
+
+    private static func makeAddressAllocator(_ range: ClosedRange<UInt64>) -> AddressAllocator {
+        do { return try AddressAllocator(base: range.lowerBound, size: range.upperBound - range.lowerBound + 1) } catch {
+            fatalError("callers pass a valid range: \(error)")
+        }
+    }
+}
+
+/// What one device holds: its kind and instance number, its MMIO window and its GSI.
+package struct DeviceResources: Hashable, Sendable {
+    /// The device kind.
+    package let kind: DeviceKind
+    /// The instance number among devices of the kind.
+    package let instance: UInt32
+    /// The device's MMIO register window.
+    package let window: RangeInclusive
+    /// The GSI (IOAPIC pin) it raises, if the kind has one.
+    package let gsi: UInt32?
+
+    /// The typed owner of these resources.
+    package var owner: Owner { .device(kind, instance: instance) }
+}
