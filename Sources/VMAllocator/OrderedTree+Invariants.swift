@@ -50,3 +50,13 @@ extension OrderedTree {
         return nil
     }
 }
+
+/// Whether this build checks every allocator mutation's invariants (the
+/// `VMALLOCATOR_CHECKS` compilation condition, set for debug builds).
+let invariantChecksAreCompiledIn: Bool = {
+    #if VMALLOCATOR_CHECKS
+    true
+    #else
+    false
+    #endif
+}()

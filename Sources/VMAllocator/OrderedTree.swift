@@ -5,7 +5,9 @@ protocol TreeElement: Sendable {
     var key: Key { get }
     /// The summary of this element alone; `flagged` is the node's one-bit tag.
     static func summary(of element: Self, flagged: Bool) -> Summary
-    /// Combines two summaries; must be associative.
+    /// Combines two summaries. Must be a join: associative, commutative and idempotent
+    /// (as `max` is), so that an insertion can fold the new element's summary into each
+    /// ancestor's without reading the ancestor's other child.
     static func combine(_ lhs: Summary, _ rhs: Summary) -> Summary
 }
 
@@ -150,23 +152,31 @@ struct OrderedTree<Element: TreeElement>: Sendable {
             }
         }
         let oldRoot = root
-        var removal = TreeRemoval<Element>()
+        // The node in the last slot will fill the removed node's slot; the removal pass
+        // looks for its parent at the same time (see `TreeRemoval.last`).
+        let last = NodeIndex(store.count - 1)
+        var removal = TreeRemoval<Element>(last: last, lastKey: self.key(last))
         withMutableStorage {
             $0.remove(key, from: oldRoot, accept: accept, adjust: adjust, removal: &removal)
         }
         guard removal.index != noNode else { return (nil, false) }
-        releaseSlot(removal.index)
+        releaseSlot(removal.index, lastKey: removal.lastKey, lastParentHint: removal.lastParent)
         return (removal.element, removal.successorAdjusted)
     }
 
     /// Frees the unlinked slot `slot`, keeping storage dense: the last slot's node moves
-    /// into it (its parent is found by key) and the storage shrinks by one.
-    private mutating func releaseSlot(_ slot: NodeIndex) {
+    /// into it (its parent is `lastParentHint` if that still links to it, else found by
+    /// key) and the storage shrinks by one.
+    private mutating func releaseSlot(
+        _ slot: NodeIndex, lastKey: Element.Key, lastParentHint: NodeIndex
+    ) {
         let last = NodeIndex(store.count - 1)
         if slot != last {
-            let lastKey = key(last)
             let oldRoot = root
-            withMutableStorage { $0.relocate(last, to: slot, key: lastKey, root: oldRoot) }
+            withMutableStorage {
+                $0.relocate(
+                    last, to: slot, key: lastKey, parentHint: lastParentHint, root: oldRoot)
+            }
         }
         store.removeLast()
         count -= 1

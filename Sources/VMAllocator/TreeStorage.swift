@@ -119,7 +119,7 @@ struct TreeStorage<Element: TreeElement> {
 
     /// Links the leaf `new` into the subtree rooted at `root` by its key and rebalances
     /// bottom-up, stopping at the first ancestor whose height and summary did not change.
-    /// Returns the new subtree root.
+    /// Returns the new subtree root. `new` must be a leaf with its height and summary set.
     func insert(_ new: NodeIndex, under root: NodeIndex) -> NodeIndex {
         guard root != noNode else { return new }
         return withUnsafeTemporaryAllocation(of: NodeIndex.self, capacity: maximumDepth) { path in
@@ -150,18 +150,35 @@ struct TreeStorage<Element: TreeElement> {
                     index = child
                 }
             }
+            // Every ancestor's summary grows by the new leaf's only (`combine` is a join),
+            // so a node that needs no rotation is refreshed from its old summary, the
+            // leaf's summary and its children's heights, without reading the other child.
+            let leafSummary = node(new).pointee.summary
+            var childHeight: UInt8 = 1
             var level = depth - 1
             while true {
                 let current = path[level]
-                let before = state(current)
-                let rebuilt = rebalance(current)
-                if rebuilt == current, let before, let after = state(current),
-                    before.0 == after.0, before.1 == after.1
-                {
-                    // Nothing above this subtree changes.
-                    return root
+                let rebuilt: NodeIndex
+                let meta = metaByte(current)
+                let oldMeta = meta.pointee
+                let otherHeight = height(
+                    wentRight & (1 << UInt64(level)) != 0 ? left(current) : right(current))
+                if childHeight > otherHeight + 1 {
+                    rebuilt = rebalance(current)
+                } else {
+                    let summary = node(current).pointee.summary
+                    let newSummary = Element.combine(summary, leafSummary)
+                    let newHeight = max(childHeight, otherHeight) + 1
+                    if newHeight == oldMeta & ~treeFlagBit, newSummary == summary {
+                        // Nothing above this subtree changes.
+                        return root
+                    }
+                    node(current).pointee.summary = newSummary
+                    meta.pointee = (oldMeta & treeFlagBit) | newHeight
+                    rebuilt = current
                 }
                 guard level > 0 else { return rebuilt }
+                childHeight = metaByte(rebuilt).pointee & ~treeFlagBit
                 level -= 1
                 if wentRight & (1 << UInt64(level)) != 0 {
                     node(path[level]).pointee.right = rebuilt
@@ -190,7 +207,21 @@ struct TreeStorage<Element: TreeElement> {
             // The deepest ancestor the path went left at: the successor of a node
             // without a right subtree.
             var lastLeftTurn = -1
+            // A second descent, towards the node in the last slot, interleaved with this
+            // one: the two chains of loads are independent, so they overlap in time, and
+            // the slot can be refilled afterwards without walking down again.
+            var lastCursor = removal.last == root ? noNode : root
+            @inline(__always) func stepTowardsLast() {
+                let child = removal.lastKey < self.key(lastCursor) ? left(lastCursor) : right(lastCursor)
+                if child == removal.last {
+                    removal.lastParent = lastCursor
+                    lastCursor = noNode
+                } else {
+                    lastCursor = child
+                }
+            }
             while true {
+                if lastCursor != noNode { stepTowardsLast() }
                 guard index != noNode else { return root }
                 path[depth] = index
                 let nodeKey = self.key(index)
@@ -211,6 +242,7 @@ struct TreeStorage<Element: TreeElement> {
             guard accept(element) else { return root }
             removal.index = index
             removal.element = element
+            while lastCursor != noNode { stepTowardsLast() }
             let leftChild = left(index)
             let rightChild = right(index)
             // Where the bottom-up pass starts: the deepest level to refresh, the subtree
@@ -353,12 +385,28 @@ struct TreeStorage<Element: TreeElement> {
         return firstNode(in: right(index), mayContain: mayContain, matches: matches)
     }
 
-    /// Copies node `from` into the free slot `to` and repoints `from`'s parent (found by
-    /// descending by `key`, `from`'s key) to it. Returns the root afterwards.
-    func relocate(_ from: NodeIndex, to: NodeIndex, key: Element.Key, root: NodeIndex) -> NodeIndex {
+    /// Copies node `from` into the free slot `to` (the removed node's) and repoints
+    /// `from`'s parent to it: `parentHint` if it still links to `from`, else the parent
+    /// found by descending by `key`, `from`'s key. Returns the root afterwards.
+    func relocate(
+        _ from: NodeIndex, to: NodeIndex, key: Element.Key, parentHint: NodeIndex,
+        root: NodeIndex
+    ) -> NodeIndex {
         node(to).pointee = node(from).pointee
         metaByte(to).pointee = metaByte(from).pointee
         guard root != from else { return to }
+        // The removed node's slot still holds its old links, so it cannot be the hint.
+        if parentHint != noNode, parentHint != to {
+            let parent = node(parentHint)
+            if parent.pointee.left == from {
+                parent.pointee.left = to
+                return root
+            }
+            if parent.pointee.right == from {
+                parent.pointee.right = to
+                return root
+            }
+        }
         var index = root
         while true {
             if key < self.key(index) {
@@ -382,8 +430,20 @@ struct TreeStorage<Element: TreeElement> {
 
 /// What a removal pass found and did.
 struct TreeRemoval<Element: TreeElement> {
+    /// The node in the last storage slot, which will move into the removed node's slot,
+    /// and its key.
+    let last: NodeIndex
+    let lastKey: Element.Key
     var index = noNode
     var element: Element?
     /// The successor exists and was adjusted.
     var successorAdjusted = false
+    /// The parent of `last` found on the way down (`noNode` if none was found or `last`
+    /// is the root). The removal may change it, so it is only a hint to check.
+    var lastParent = noNode
+
+    init(last: NodeIndex, lastKey: Element.Key) {
+        self.last = last
+        self.lastKey = lastKey
+    }
 }

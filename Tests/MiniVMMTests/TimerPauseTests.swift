@@ -12,17 +12,21 @@ struct TimerPauseTests {
     func frozenThenFires() async throws {
         let line = RecordingInterruptLine()
         let device = TimerDevice(interrupt: line)
-        device.write(offset: TimerDevice.Register.delayMicroseconds, width: 4, value: 100_000)
-        try await Task.sleep(for: .milliseconds(20))
+        // Suspended right after arming (no sleep in between, so a loaded machine cannot let
+        // it expire first), then held for longer than its whole delay.
+        let armed = ContinuousClock.now
+        device.write(offset: TimerDevice.Register.delayMicroseconds, width: 4, value: 600_000)
         device.suspend()
-        try await Task.sleep(for: .milliseconds(250))
+        let frozenAfter = ContinuousClock.now - armed
+        try await Task.sleep(for: .milliseconds(900))
         #expect(count(device) == 0, "no expiry while suspended")
         #expect(status(device) & UInt64(TimerDevice.Status.armed) != 0, "still armed, frozen")
         let resumed = ContinuousClock.now
         device.resume()
-        #expect(await line.waitForTriggers(1, timeout: .seconds(2)))
+        #expect(await line.waitForTriggers(1, timeout: .seconds(5)))
         let waited = ContinuousClock.now - resumed
-        #expect(waited >= .milliseconds(40), "fired after the remaining ~80 ms, not at once (\(waited))")
+        #expect(waited >= .milliseconds(600) - frozenAfter - .milliseconds(5),
+                "fired after the time it had left, not at once (\(waited))")
         #expect(count(device) == 1)
         #expect(status(device) & UInt64(TimerDevice.Status.armed) == 0)
         try await Task.sleep(for: .milliseconds(150))

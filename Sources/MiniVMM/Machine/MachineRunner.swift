@@ -103,7 +103,7 @@ package enum MachineRunner {
         switch end {
         case .stopped(.timeout):
             let limit = configuration.timeout.map { " of \($0)" } ?? ""
-            logger.error("guest still running after the --timeout\(limit); stopped")
+            logger.error("--timeout\(limit) expired; machine stopped")
         case .stopped(.signal(let number)):
             logger.error("stopped by \(Signals.name(number))")
         case .failed(let failure):
