@@ -221,6 +221,7 @@ package struct BodyError: Error, Hashable, Sendable, CustomStringConvertible {
     /// One sentence that says what to change.
     package let description: String
 
+    /// A refusal saying `description`.
     init(_ description: String) {
         self.description = description
     }
@@ -262,13 +263,17 @@ package struct StatePatch: Hashable, Sendable {
 package enum JSONBody {
     /// Any key of a JSON object, so a decoder can list every key it was sent.
     struct AnyKey: CodingKey {
+        /// The key as sent.
         let stringValue: String
+        /// Object keys are strings only.
         var intValue: Int? { nil }
 
+        /// The key `stringValue`.
         init(stringValue: String) {
             self.stringValue = stringValue
         }
 
+        /// Never: object keys are strings only.
         init?(intValue: Int) {
             nil
         }
