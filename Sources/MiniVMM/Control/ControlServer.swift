@@ -175,6 +175,10 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
     private var refused = false
     /// A response has been started and not yet ended.
     private var responding = false
+    /// Body bytes dropped after a 413.
+    private var discarded = 0
+    /// The most body bytes read and dropped after a 413 before the connection is closed.
+    private static let maximumDiscardedBytes = 1 << 20
 
     init(api: ControlAPI, worker: NIOThreadPool, logger: Logger) {
         self.api = api
@@ -192,7 +196,14 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
                 refuseTooLarge(context: context, bytes: length)
             }
         case .body(let buffer):
-            guard !refused else { return }
+            if refused {
+                // Read and dropped, so the client can finish sending and see the 413 (closing
+                // while it still sends would reset the connection and lose the answer); a
+                // client that sends far more is cut off.
+                discarded += buffer.readableBytes
+                if discarded > Self.maximumDiscardedBytes { context.close(promise: nil) }
+                return
+            }
             if body.count + buffer.readableBytes > ControlAPI.maximumBodyBytes {
                 // Chunked bodies have no declared length: refuse at the first byte too many.
                 refuseTooLarge(context: context, bytes: body.count + buffer.readableBytes)
@@ -200,7 +211,11 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
             }
             body.append(contentsOf: buffer.readableBytesView)
         case .end:
-            guard !refused, let head else { return }
+            if refused {
+                context.close(promise: nil)
+                return
+            }
+            guard let head else { return }
             self.head = nil
             let request = ControlRequest(method: head.method.rawValue, target: head.uri, body: body)
             body = []
@@ -224,20 +239,25 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
         }
     }
 
-    /// Answers 413 at once and closes the connection when the answer is out.
+    /// Answers 413 at once (`Connection: close`); the connection closes when the request
+    /// ends, or at once if the body announced is far too large to read and drop.
     private func refuseTooLarge(context: ChannelHandlerContext, bytes: Int) {
         refused = true
         head = nil
         body = []
+        discarded = 0
         responding = true
         write(
             .fault(413, "The request body is \(bytes) bytes or more; send at most \(ControlAPI.maximumBodyBytes) bytes."),
-            keepAlive: false, context: context)
+            keepAlive: false, closeWhenWritten: bytes > Self.maximumDiscardedBytes, context: context)
     }
 
-    /// Writes `response`; the answer to a HEAD request has the headers but, by RFC 9110, no
-    /// body.
-    private func write(_ response: ControlResponse, keepAlive: Bool, omitBody: Bool = false, context: ChannelHandlerContext) {
+    /// Writes `response`, then closes the connection unless `keepAlive` or told not to; the
+    /// answer to a HEAD request has the headers but, by RFC 9110, no body.
+    private func write(
+        _ response: ControlResponse, keepAlive: Bool, omitBody: Bool = false, closeWhenWritten: Bool = true,
+        context: ChannelHandlerContext
+    ) {
         var headers = HTTPHeaders()
         for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) { headers.add(name: name, value: value) }
         // 204 has no body and, by RFC 9110, no Content-Length.
@@ -255,7 +275,7 @@ private final class ControlHTTPHandler: ChannelInboundHandler, RemovableChannelH
         }
         responding = false
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        if !keepAlive && closeWhenWritten {
             written.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
