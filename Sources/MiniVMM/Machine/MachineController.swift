@@ -11,31 +11,37 @@ final class MachineController: VMControl {
 
     private let plan: MachinePlan
     private let gate: PauseGate
-    private let clocks: [any BusDevice]
+    // Touched only with `state`'s lock held: the lock serialises every request.
+    nonisolated(unsafe) private let deviceSet: DeviceSet
     private let state = Mutex(State())
 
-    /// A controller for the machine `plan` describes, pausing through `gate` and freezing
-    /// the clocks of `devices`.
-    init(plan: MachinePlan, gate: PauseGate, devices: [any BusDevice]) {
+    /// A controller for the machine `plan` describes, pausing through `gate`, with the
+    /// devices and resources of `devices`.
+    init(plan: MachinePlan, gate: PauseGate, devices: DeviceSet) {
         self.plan = plan
         self.gate = gate
-        self.clocks = devices
+        self.deviceSet = devices
     }
 
     func vmInfo() -> VMInfo {
         state.withLock { state in
             VMInfo(
-                state: state.runState, memoryBytes: plan.layout.memorySize, devices: devices(),
+                state: state.runState, memoryBytes: plan.layout.memorySize, devices: deviceList(),
                 memoryRegions: plan.ram.map(\.info))
         }
     }
 
     func resourcesInfo() -> ResourcesInfo {
-        state.withLock { _ in plan.resources.info }
+        state.withLock { _ in deviceSet.resources.info }
     }
 
     func devices() -> [DeviceInfo] {
-        let resources = plan.resources
+        state.withLock { _ in deviceList() }
+    }
+
+    /// Call with the lock held.
+    private func deviceList() -> [DeviceInfo] {
+        let resources = deviceSet.resources
         var list: [DeviceInfo] = []
         for (owner, kind, gsi) in [(FixedOwner.exitPort, "exit-port", UInt32?.none), (.com1, "uart", ResourceManager.com1GSI)] {
             if let ports = resources.ports(of: owner) {
@@ -44,7 +50,7 @@ final class MachineController: VMControl {
                     window: WindowInfo(start: ports.start, end: ports.end), gsi: gsi, state: "attached"))
             }
         }
-        for device in plan.devices {
+        for device in deviceSet.devices.map(\.resources) {
             list.append(DeviceInfo(
                 id: "\(device.owner)", kind: device.kind.rawValue, instance: device.instance, space: "mmio",
                 window: WindowInfo(start: device.window.start, end: device.window.end), gsi: device.gsi,
@@ -59,9 +65,9 @@ final class MachineController: VMControl {
             switch runState {
             case .paused:
                 gate.pause()
-                for device in clocks { device.suspend() }
+                for plugged in deviceSet.devices { plugged.device.suspend() }
             case .running:
-                for device in clocks { device.resume() }
+                for plugged in deviceSet.devices { plugged.device.resume() }
                 gate.resume()
             }
             state.runState = runState
