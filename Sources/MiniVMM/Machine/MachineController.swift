@@ -7,6 +7,9 @@ import VMAllocator
 final class MachineController: VMControl {
     private struct State {
         var runState = VMRunState.running
+        /// The control API's id of each device: its owner's name for boot devices, the
+        /// name given in `PUT /devices/{id}` for plugged ones.
+        var ids: [Owner: String] = [:]
     }
 
     private let plan: MachinePlan
@@ -21,12 +24,15 @@ final class MachineController: VMControl {
         self.plan = plan
         self.gate = gate
         self.deviceSet = devices
+        state.withLock { state in
+            for plugged in devices.devices { state.ids[plugged.resources.owner] = "\(plugged.resources.owner)" }
+        }
     }
 
     func vmInfo() -> VMInfo {
         state.withLock { state in
             VMInfo(
-                state: state.runState, memoryBytes: plan.layout.memorySize, devices: deviceList(),
+                state: state.runState, memoryBytes: plan.layout.memorySize, devices: deviceList(state),
                 memoryRegions: plan.ram.map(\.info))
         }
     }
@@ -36,11 +42,11 @@ final class MachineController: VMControl {
     }
 
     func devices() -> [DeviceInfo] {
-        state.withLock { _ in deviceList() }
+        state.withLock { state in deviceList(state) }
     }
 
     /// Call with the lock held.
-    private func deviceList() -> [DeviceInfo] {
+    private func deviceList(_ state: State) -> [DeviceInfo] {
         let resources = deviceSet.resources
         var list: [DeviceInfo] = []
         for (owner, kind, gsi) in [(FixedOwner.exitPort, "exit-port", UInt32?.none), (.com1, "uart", ResourceManager.com1GSI)] {
@@ -52,7 +58,7 @@ final class MachineController: VMControl {
         }
         for device in deviceSet.devices.map(\.resources) {
             list.append(DeviceInfo(
-                id: "\(device.owner)", kind: device.kind.rawValue, instance: device.instance, space: "mmio",
+                id: state.ids[device.owner] ?? "\(device.owner)", kind: device.kind.rawValue, instance: device.instance, space: "mmio",
                 window: WindowInfo(start: device.window.start, end: device.window.end), gsi: device.gsi,
                 state: "attached"))
         }
@@ -71,6 +77,61 @@ final class MachineController: VMControl {
                 gate.resume()
             }
             state.runState = runState
+        }
+    }
+
+    func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo {
+        try state.withLock { state throws(ControlError) in
+            guard DeviceID.isValid(id) else {
+                throw .invalid("device id '\(id)' is not 1 to 32 characters of a-z, 0-9, '_' and '-'")
+            }
+            guard !deviceList(state).contains(where: { $0.id == id }) else {
+                throw .conflict("device id '\(id)' is in use: choose another id or delete that device first")
+            }
+            let taken: DeviceResources
+            do throws(PlugError) {
+                taken = try whilePaused(state) { () throws(PlugError) in try deviceSet.plug(kind) }
+            } catch {
+                throw Self.controlError(error)
+            }
+            state.ids[taken.owner] = id
+            guard let info = deviceList(state).first(where: { $0.id == id }) else {
+                throw .internalFailure("device \(id) was plugged in but is not listed")
+            }
+            return info
+        }
+    }
+
+    func unplugDevice(id: String) throws(ControlError) {
+        try state.withLock { state throws(ControlError) in
+            guard let info = deviceList(state).first(where: { $0.id == id }) else {
+                throw .notFound("no device '\(id)': GET /devices lists them")
+            }
+            guard let owner = state.ids.first(where: { $0.value == id })?.key else {
+                throw .conflict("\(info.id) cannot be removed: COM1 and the exit port are part of every machine")
+            }
+            do throws(PlugError) {
+                try whilePaused(state) { () throws(PlugError) in try deviceSet.unplug(owner) }
+            } catch {
+                throw Self.controlError(error)
+            }
+            state.ids[owner] = nil
+        }
+    }
+
+    /// Runs `change` with every vCPU out of `KVM_RUN`, resuming them after if they ran.
+    private func whilePaused<T>(_ state: State, _ change: () throws(PlugError) -> T) throws(PlugError) -> T {
+        let running = state.runState == .running
+        if running { gate.pause() }
+        defer { if running { gate.resume() } }
+        return try change()
+    }
+
+    private static func controlError(_ error: PlugError) -> ControlError {
+        switch error {
+        case .resources(.notAttached), .notPlugged: .notFound(error.description)
+        case .resources: .conflict(error.description)
+        case .machine: .internalFailure(error.description)
         }
     }
 }
