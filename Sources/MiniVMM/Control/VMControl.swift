@@ -11,6 +11,21 @@ package protocol VMControl: AnyObject, Sendable {
     /// `PATCH /vm`: pause (every vCPU out of `KVM_RUN` and held, device timers frozen with
     /// their remaining time) or resume. Setting the state it already has changes nothing.
     func setState(_ state: VMRunState) throws(ControlError)
+    /// `PUT /devices/{id}`: plugs in a device of `kind` named `id` while the guest runs
+    /// (the vCPUs are paused for the change), all or nothing.
+    func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo
+    /// `DELETE /devices/{id}`: unplugs the device (a surprise removal: the guest is not
+    /// asked) and gives back everything it held. COM1 and the exit port cannot be removed.
+    func unplugDevice(id: String) throws(ControlError)
+}
+
+/// Device ids of the control API: 1 to 32 characters of `[a-z0-9_-]`.
+package enum DeviceID {
+    /// Whether `id` is a valid device id.
+    package static func isValid(_ id: String) -> Bool {
+        (1...32).contains(id.utf8.count)
+            && id.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2D }
+    }
 }
 
 /// Why a control request was refused; the API maps each case to its HTTP status.

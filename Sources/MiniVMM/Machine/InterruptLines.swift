@@ -27,7 +27,7 @@ package struct IRQLine: InterruptLine {
 }
 
 /// An edge-triggered interrupt line backed by an eventfd registered as a KVM irqfd.
-package struct IRQFDLine: InterruptLine {
+package struct IRQFDLine: ConnectedInterrupt {
     /// The eventfd; each signal injects one edge on the GSI.
     package let eventFD: EventFD
     /// The GSI the eventfd is registered for.

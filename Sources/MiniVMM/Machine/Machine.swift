@@ -23,13 +23,6 @@ final class Machine {
         let logger: Logger
     }
 
-    /// A device on the MMIO bus with what it holds.
-    private struct Attached {
-        let resources: DeviceResources
-        let device: any BusDevice
-        let line: IRQFDLine?
-    }
-
     private let plan: MachinePlan
     private let host: Host
     private let kvm: Kvm
@@ -40,12 +33,12 @@ final class Machine {
     private let serial: Serial16550
     private let ports: DeviceBus
     private let mmio: DeviceBus
-    private var devices: [Attached] = []
+    /// The pluggable devices and every resource's owner.
+    private let deviceSet: DeviceSet
     /// Holds every vCPU out of `KVM_RUN` on request.
     let pauseGate: PauseGate
     /// The machine as the control API sees it.
-    private(set) lazy var controller: any VMControl = MachineController(
-        plan: plan, gate: pauseGate, devices: devices.map(\.device))
+    private(set) lazy var controller: any VMControl = MachineController(plan: plan, gate: pauseGate, devices: deviceSet)
 
     /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
     /// straight into it, the boot structures, the vCPUs, then the devices.
@@ -105,19 +98,38 @@ final class Machine {
         ports = DeviceBus(spaceName: "port", onUnclaimed: Self.unclaimedReporter("port", logger))
         mmio = DeviceBus(spaceName: "MMIO", onUnclaimed: Self.unclaimedReporter("MMIO", logger))
         serial = Serial16550(output: host.console, interrupt: IRQLine(vm: vm, gsi: ResourceManager.com1GSI))
+        let kvmHost = KVMDeviceHost(vm: vm, memory: memory)
+        deviceSet = DeviceSet(
+            resources: resources, bus: mmio, host: kvmHost,
+            parts: { [memory, console = host.console] line in DeviceParts(interrupt: line, memory: memory, console: console) },
+            table: { [plan] resources, devices in
+                BootInformation.encode(MachinePlan.bootInformationEntries(
+                    ram: plan.ram, resources: resources, devices: devices, vcpus: plan.vcpus))
+            })
         do {
             try attachFixed(exitPort, .exitPort, resources: resources)
             try attachFixed(serial, .com1, resources: resources)
-            for device in plan.devices { try attach(device) }
-        } catch {
-            shutDownDevices()
+            for device in plan.devices { try deviceSet.attachPlanned(device) }
+        } catch let error as MachineError {
+            deviceSet.shutDown()
             throw .machine(error)
+        } catch let error as PlugError {
+            deviceSet.shutDown()
+            switch error {
+            case .machine(let error): throw .machine(error)
+            case .resources(let error): throw .plan(.resources(error))
+            case .notPlugged(let owner):
+                throw .machine(MachineError(.attachDevice(owner), .inconsistent("not in the plan")))
+            }
+        } catch {
+            deviceSet.shutDown()
+            throw .machine(MachineError(.attachDevice(.fixed(.com1)), .inconsistent("\(error)")))
         }
         logger.debug("machine ready: \(plan.ram.count) RAM slots, \(plan.devices.count) devices, \(vcpus.count) vCPUs")
     }
 
     deinit {
-        shutDownDevices()
+        deviceSet.shutDown()
     }
 
     /// Reads the image into low RAM and copies the boot structures.
@@ -151,32 +163,6 @@ final class Machine {
         do { try ports.attach(device, to: window) } catch {
             throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("\(error)"))
         }
-    }
-
-    /// Makes the device `resources` describes, with an irqfd on its GSI, and puts it on the
-    /// MMIO bus; all or nothing.
-    private func attach(_ resources: DeviceResources) throws(MachineError) {
-        let step = MachineError.Step.attachDevice(resources.owner)
-        let line: IRQFDLine?
-        if let gsi = resources.gsi {
-            line = try kvmStep(step) { () throws(KVMError) in try IRQFDLine(vm: vm, gsi: gsi) }
-        } else {
-            line = nil
-        }
-        let parts = DeviceParts(interrupt: line ?? NoInterruptLine(), memory: memory, console: host.console)
-        let device = resources.kind.descriptor.make(parts)
-        do {
-            try mmio.attach(device, to: resources.window)
-        } catch {
-            device.shutdown()
-            if let line { try? vm.unregisterIRQFD(line.eventFD, gsi: line.gsi) }
-            throw MachineError(step, .inconsistent("\(error)"))
-        }
-        devices.append(Attached(resources: resources, device: device, line: line))
-    }
-
-    private func shutDownDevices() {
-        for attached in devices { attached.device.shutdown() }
     }
 
     private static func unclaimedReporter(_ space: String, _ logger: Logger) -> @Sendable (DeviceBus.UnclaimedAccess) -> Void {
@@ -216,7 +202,7 @@ final class Machine {
         }
         defer {
             pump.stop()
-            shutDownDevices()
+            deviceSet.shutDown()
         }
         let first = FirstEnd()
         var threads: [HostThread] = []
@@ -262,5 +248,39 @@ private final class FirstEnd: Sendable {
             if first == nil { first = end }
         }
         stop.request(.finished)
+    }
+}
+
+/// The KVM side of plugging devices in: irqfds on the VM, the table in guest RAM.
+private final class KVMDeviceHost: DeviceHost {
+    private let vm: VirtualMachine
+    private let memory: GuestMemory
+
+    init(vm: VirtualMachine, memory: GuestMemory) {
+        self.vm = vm
+        self.memory = memory
+    }
+
+    func connectInterrupt(gsi: UInt32) throws(MachineError) -> any ConnectedInterrupt {
+        do { return try IRQFDLine(vm: vm, gsi: gsi) } catch {
+            throw MachineError(.connectInterrupt(gsi: gsi), .kvm(error))
+        }
+    }
+
+    func disconnectInterrupt(_ line: any ConnectedInterrupt) throws(MachineError) {
+        guard let irqfd = line as? IRQFDLine else {
+            throw MachineError(.connectInterrupt(gsi: line.gsi), .inconsistent("not an irqfd of this VM"))
+        }
+        do { try vm.unregisterIRQFD(irqfd.eventFD, gsi: irqfd.gsi) } catch {
+            throw MachineError(.connectInterrupt(gsi: line.gsi), .kvm(error))
+        }
+    }
+
+    func writeBootTable(_ bytes: [UInt8]) throws(MachineError) {
+        guard UInt64(bytes.count) <= GuestMemoryLayout.bootInfoCapacity,
+              memory.write(bytes, at: GuestMemoryLayout.bootInfoAddress)
+        else {
+            throw MachineError(.loadBootStructures, .inconsistent("the boot-information table (\(bytes.count) bytes) does not fit"))
+        }
     }
 }

@@ -19,6 +19,8 @@ package struct MachineError: Error, Hashable, Sendable, CustomStringConvertible 
         case setUpVcpu(UInt32)
         /// Creating a device's interrupt line (irqfd) or attaching it to its bus.
         case attachDevice(Owner)
+        /// Registering or unregistering the irqfd of a GSI.
+        case connectInterrupt(gsi: UInt32)
         /// Starting the host's helpers: the stdin pump, the watchdog.
         case startHostIO
         /// Running vCPU `id` (`KVM_RUN` failed).
@@ -34,6 +36,7 @@ package struct MachineError: Error, Hashable, Sendable, CustomStringConvertible 
             case .loadBootStructures: "boot structures"
             case .setUpVcpu(let id): "vCPU \(id) set-up"
             case .attachDevice(let owner): "attach \(owner)"
+            case .connectInterrupt(let gsi): "irqfd for GSI \(gsi)"
             case .startHostIO: "host I/O set-up"
             case .runVcpu(let id): "run vCPU \(id)"
             }

@@ -114,6 +114,16 @@ package struct MachinePlan: Hashable, Sendable {
     ///
     /// - Complexity: O(number of regions and devices).
     package var bootInformationEntries: [BootInformation.Entry] {
+        Self.bootInformationEntries(ram: ram, resources: resources, devices: devices, vcpus: vcpus)
+    }
+
+    /// The boot-information entries of a machine with this RAM, these resources, devices
+    /// and vCPUs, in ABI order (the same order for the boot table and every rewrite).
+    ///
+    /// - Complexity: O(number of regions and devices).
+    package static func bootInformationEntries(
+        ram: [RAMRegion], resources: ResourceManager, devices: [DeviceResources], vcpus: [UInt32]
+    ) -> [BootInformation.Entry] {
         var entries = ram.enumerated().map { index, region in
             BootInformation.Entry(
                 kind: .ram, instance: UInt16(index), gsi: nil, base: region.base, size: region.size,

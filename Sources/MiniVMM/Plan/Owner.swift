@@ -10,6 +10,8 @@ package enum Owner: Hashable, Sendable, Comparable, CustomStringConvertible {
     case fixed(FixedOwner)
     /// The vCPU with this ID, which is also its local APIC ID (`cpu0`).
     case cpu(UInt32)
+    /// A resource whose release the host refused: never handed out again.
+    case quarantined
 
     /// The owner's name as users see it.
     package var description: String {
@@ -18,6 +20,7 @@ package enum Owner: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .device(let kind, let instance): "\(kind.rawValue)\(instance)"
         case .fixed(let owner): owner.rawValue
         case .cpu(let id): "cpu\(id)"
+        case .quarantined: "quarantined"
         }
     }
 }

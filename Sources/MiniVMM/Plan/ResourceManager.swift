@@ -201,6 +201,20 @@ package struct ResourceManager: Hashable, Sendable {
         self = next
     }
 
+    /// Keeps `gsi` taken for good, owned by ``Owner/quarantined``: its release failed in
+    /// the host, so handing it out again could wire a new device to a stale interrupt.
+    ///
+    /// - Throws: ``ResourceError/notAttached(_:)`` unless `gsi` is taken; nothing changes then.
+    package mutating func quarantine(gsi: UInt32) throws(ResourceError) {
+        var next = self
+        if next.gsiOwners[gsi] == nil {
+            do { try next.gsis.allocate(id: gsi) } catch { throw .notAttached(.quarantined) }
+        }
+        next.gsiOwners[gsi] = .quarantined
+        next.checkInvariants()
+        self = next
+    }
+
     // MARK: Lookups
 
     /// The owner of the MMIO allocation containing `address`, if any.
