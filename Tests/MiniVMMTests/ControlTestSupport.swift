@@ -98,6 +98,18 @@ final class FakeControl: VMControl {
         }
         if let refusal { throw refusal }
     }
+
+    /// Not served by this slice of the API (PUT answers 405): any call is a test failure.
+    func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo {
+        Issue.record("plugDevice(\(id), \(kind)) was called")
+        throw .conflict("Hot-plug is not served.")
+    }
+
+    /// Not served by this slice of the API (DELETE answers 405): any call is a test failure.
+    func unplugDevice(id: String) throws(ControlError) {
+        Issue.record("unplugDevice(\(id)) was called")
+        throw .conflict("Hot-plug is not served.")
+    }
 }
 
 /// One HTTP response as a client saw it.

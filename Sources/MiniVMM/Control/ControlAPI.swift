@@ -188,9 +188,7 @@ package struct ControlAPI: Sendable {
     /// Why `id` is not a valid device id, or nil if it is one: 1-32 characters of
     /// `[a-z0-9_-]`.
     package static func idProblem(_ id: String) -> String? {
-        let valid = !id.isEmpty && id.utf8.count <= maximumIDLength
-            && id.utf8.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2D }
-        return valid ? nil : "The device id '\(printable(id))' is invalid; use 1 to \(maximumIDLength) characters of a-z, 0-9, '_' and '-'."
+        DeviceID.isValid(id) ? nil : "The device id '\(printable(id))' is invalid; use 1 to \(maximumIDLength) characters of a-z, 0-9, '_' and '-'."
     }
 
     /// `text` cut to 64 characters with control characters replaced, safe to echo in a
