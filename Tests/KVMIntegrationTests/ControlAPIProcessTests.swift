@@ -30,6 +30,61 @@ struct ControlAPIProcessTests {
         }
     }
 
+    @Test func devicesArePluggedAndUnpluggedWhileTheGuestRuns() throws {
+        let (path, directory) = try socketPath()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = try MinivmmChild([spin, "--api-socket", path, "--timeout", "120"])
+        try waitForSocket(path)
+        let initial = try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self)
+
+        let put = try APIClient.request(path, "PUT", "/devices/t1", body: #"{"kind": "timer"}"#)
+        #expect(put.status == 200)
+        let device = try put.decode(DeviceInfo.self)
+        #expect(device.id == "t1" && device.kind == "timer" && device.instance == 1 && device.gsi == 7)
+        #expect(device.window == WindowInfo(start: 0xC000_2000, end: 0xC000_2FFF))
+        let withTimer = try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self)
+        #expect(withTimer.mmio.allocations.contains { $0.start == 0xC000_2000 && $0.owner == "timer1" })
+        #expect(withTimer.gsis.allocations.contains { $0.id == 7 && $0.owner == "timer1" })
+        #expect(try APIClient.request(path, "GET", "/devices/t1").decode(DeviceInfo.self) == device)
+        #expect(try APIClient.request(path, "PUT", "/devices/t1", body: #"{"kind": "timer"}"#).status == 409)
+        #expect(try APIClient.request(path, "DELETE", "/devices/com1").status == 409)
+        #expect(try APIClient.request(path, "DELETE", "/devices/nope").status == 404)
+        #expect(try APIClient.request(path, "DELETE", "/devices/t1").status == 204)
+        #expect(try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self) == initial)
+
+        // Fill every device GSI, get the 409 that names what ran out, unplug all, plug again:
+        // the same windows and GSIs come back, lowest first.
+        var first: [DeviceInfo] = []
+        for index in 0..<17 {
+            let kind = index % 2 == 0 ? "timer" : "dma-console"
+            let reply = try APIClient.request(path, "PUT", "/devices/d\(index)", body: "{\"kind\": \"\(kind)\"}")
+            #expect(reply.status == 200)
+            first.append(try reply.decode(DeviceInfo.self))
+        }
+        let full = try APIClient.request(path, "PUT", "/devices/extra", body: #"{"kind": "timer"}"#)
+        #expect(full.status == 409)
+        #expect(full.faultMessage?.contains("no free GSI") == true, "\(full.faultMessage ?? "")")
+        for index in 0..<17 { #expect(try APIClient.request(path, "DELETE", "/devices/d\(index)").status == 204) }
+        #expect(try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self) == initial)
+        for index in 0..<17 {
+            let kind = index % 2 == 0 ? "timer" : "dma-console"
+            let again = try APIClient.request(path, "PUT", "/devices/d\(index)", body: "{\"kind\": \"\(kind)\"}")
+            #expect(try again.decode(DeviceInfo.self) == first[index])
+        }
+        for index in 0..<17 { _ = try APIClient.request(path, "DELETE", "/devices/d\(index)") }
+
+        // Plug/unplug cycles against the running guest end where they started.
+        for cycle in 0..<100 {
+            let kind = cycle % 2 == 0 ? "timer" : "dma-console"
+            #expect(try APIClient.request(path, "PUT", "/devices/c", body: "{\"kind\": \"\(kind)\"}").status == 200)
+            #expect(try APIClient.request(path, "DELETE", "/devices/c").status == 204)
+        }
+        #expect(try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self) == initial)
+        #expect(try APIClient.request(path, "GET", "/vm").decode(VMInfo.self).state == .running)
+        child.send(SIGTERM)
+        #expect(child.wait() == 143)
+    }
+
     @Test func aRunningGuestIsInspectedPausedAndResumed() throws {
         let (path, directory) = try socketPath()
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -198,6 +253,11 @@ struct HTTPReply {
 
     /// The body decoded as `T`.
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(T.self, from: body) }
+
+    /// The `fault_message` of an error body.
+    var faultMessage: String? {
+        (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["fault_message"] as? String
+    }
 
     /// Splits a raw response into its status and body.
     init(raw: Data) {

@@ -13,6 +13,7 @@ final class FakeControl: VMControl {
         var refusal: ControlError?
         var inside = 0
         var mostInside = 0
+        var plugged: [DeviceInfo] = []
     }
 
     private let state = Mutex(State())
@@ -85,8 +86,11 @@ final class FakeControl: VMControl {
 
     func devices() -> [DeviceInfo] {
         visit()
-        return Self.deviceList
+        return Self.deviceList + state.withLock { $0.plugged }
     }
+
+    /// The devices plugged in through ``plugDevice(id:kind:)``.
+    var pluggedDevices: [DeviceInfo] { state.withLock { $0.plugged } }
 
     func setState(_ runState: VMRunState) throws(ControlError) {
         visit()
@@ -99,16 +103,36 @@ final class FakeControl: VMControl {
         if let refusal { throw refusal }
     }
 
-    /// Not served by this slice of the API (PUT answers 405): any call is a test failure.
+    /// Plugs a device in unless refused or the id is taken; windows and GSIs follow timer0's.
     func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo {
-        Issue.record("plugDevice(\(id), \(kind)) was called")
-        throw .conflict("Hot-plug is not served.")
+        visit()
+        return try state.withLock { state throws(ControlError) in
+            if let refusal = state.refusal { throw refusal }
+            guard !(Self.deviceList + state.plugged).contains(where: { $0.id == id }) else {
+                throw .conflict("device id '\(id)' is in use")
+            }
+            let index = UInt64(state.plugged.count + 1)
+            let device = DeviceInfo(
+                id: id, kind: kind.rawValue, instance: UInt32(index), space: "mmio",
+                window: WindowInfo(start: 0xC000_0000 + index << 12, end: 0xC000_0FFF + index << 12),
+                gsi: 5 + UInt32(index), state: "attached")
+            state.plugged.append(device)
+            return device
+        }
     }
 
-    /// Not served by this slice of the API (DELETE answers 405): any call is a test failure.
+    /// Unplugs a device unless refused; COM1 and the exit port are refused with 409.
     func unplugDevice(id: String) throws(ControlError) {
-        Issue.record("unplugDevice(\(id)) was called")
-        throw .conflict("Hot-plug is not served.")
+        visit()
+        try state.withLock { state throws(ControlError) in
+            if let refusal = state.refusal { throw refusal }
+            if id == "com1" || id == "exit-port" { throw .conflict("\(id) cannot be removed") }
+            if let index = state.plugged.firstIndex(where: { $0.id == id }) {
+                state.plugged.remove(at: index)
+            } else if id != "timer0" {
+                throw .notFound("no device '\(id)'")
+            }
+        }
     }
 }
 

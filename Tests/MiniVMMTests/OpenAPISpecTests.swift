@@ -89,6 +89,7 @@ struct OpenAPISpecTests {
     /// Requests that between them produce every status of every operation.
     private static let requests: [(ControlRequest, refuse: ControlError?)] = {
         let patch = { (body: String) in ControlRequest(method: "PATCH", target: "/vm", body: Array(body.utf8)) }
+        let put = { (id: String, body: String) in ControlRequest(method: "PUT", target: "/devices/\(id)", body: Array(body.utf8)) }
         return [
             (ControlRequest(method: "GET", target: "/vm"), nil),
             (ControlRequest(method: "GET", target: "/resources"), nil),
@@ -106,7 +107,21 @@ struct OpenAPISpecTests {
             (patch(#"{"state": "paused"}"#), .conflict("The VM is stopping; do not change its state now.")),
             (patch(#"{"state": "paused"}"#), .internalFailure("The vCPUs could not be paused.")),
             (ControlRequest(method: "GET", target: "/nowhere"), nil),
-            (ControlRequest(method: "PUT", target: "/devices/timer1"), nil),
+            (put("timer1", #"{"kind": "timer"}"#), nil),
+            (put("console7", #"{"kind": "dma-console"}"#), nil),
+            (put("timer1", #"{"kind": "disk"}"#), nil),
+            (put("timer1", #"{"kind": "timer", "size": 1}"#), nil),
+            (put("Timer!", #"{"kind": "timer"}"#), nil),
+            (put("timer0", #"{"kind": "timer"}"#), nil),
+            (put("timer1", String(repeating: " ", count: ControlAPI.maximumBodyBytes + 1)), nil),
+            (put("timer1", #"{"kind": "timer"}"#), .conflict("no free GSI for timer19: all 19 device GSIs are in use")),
+            (put("timer1", #"{"kind": "timer"}"#), .internalFailure("KVM refused the irqfd.")),
+            (ControlRequest(method: "DELETE", target: "/devices/timer0"), nil),
+            (ControlRequest(method: "DELETE", target: "/devices/none0"), nil),
+            (ControlRequest(method: "DELETE", target: "/devices/com1"), nil),
+            (ControlRequest(method: "DELETE", target: "/devices/NO!"), nil),
+            (ControlRequest(method: "DELETE", target: "/devices/timer0"), .internalFailure("KVM refused.")),
+            (ControlRequest(method: "POST", target: "/devices/timer0"), nil),
             (ControlRequest(method: "DELETE", target: "/vm"), nil),
             (ControlRequest(method: "POST", target: "/resources"), nil),
         ]

@@ -103,7 +103,8 @@ package struct ControlAPI: Sendable {
         package var methods: [String] {
             switch self {
             case .vm: ["GET", "PATCH"]
-            case .resources, .devices, .device: ["GET"]
+            case .resources, .devices: ["GET"]
+            case .device: ["GET", "PUT", "DELETE"]
             }
         }
 
@@ -150,12 +151,39 @@ package struct ControlAPI: Sendable {
             return .json(control.resourcesInfo())
         case (.devices, _):
             return .json(control.devices())
-        case (.device(let id), _):
+        case (.device(let id), let method):
             if let problem = Self.idProblem(id) { return .fault(400, problem) }
-            guard let device = control.devices().first(where: { $0.id == id }) else {
-                return .fault(404, "There is no device '\(id)'; GET /devices lists the devices.")
+            switch method {
+            case "PUT":
+                return putDevice(id, request.body)
+            case "DELETE":
+                do {
+                    try control.unplugDevice(id: id)
+                } catch {
+                    return Self.response(for: error)
+                }
+                return ControlResponse(status: 204)
+            default:
+                guard let device = control.devices().first(where: { $0.id == id }) else {
+                    return .fault(404, "There is no device '\(id)'; GET /devices lists the devices.")
+                }
+                return .json(device)
             }
-            return .json(device)
+        }
+    }
+
+    /// `PUT /devices/{id}`: validates the whole body, then plugs the device in.
+    private func putDevice(_ id: String, _ body: [UInt8]) -> ControlResponse {
+        let kind: DeviceKind
+        do {
+            kind = try DevicePut.decode(body).kind
+        } catch {
+            return .fault(400, error.description)
+        }
+        do {
+            return .json(try control.plugDevice(id: id, kind: kind))
+        } catch {
+            return Self.response(for: error)
         }
     }
 
@@ -253,6 +281,37 @@ package struct StatePatch: Hashable, Sendable {
                 throw BodyError("The field \"state\" must be \"paused\" or \"running\".")
             }
             self.state = state
+        }
+    }
+}
+
+/// The body of `PUT /devices/{id}`: exactly `{"kind": KIND}` with a registry kind.
+package struct DevicePut: Hashable, Sendable {
+    /// The kind asked for.
+    package var kind: DeviceKind
+
+    /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
+    package static func decode(_ body: [UInt8]) throws(BodyError) -> DevicePut {
+        DevicePut(kind: try JSONBody.decode(Wire.self, from: body).kind)
+    }
+
+    private struct Wire: Decodable {
+        let kind: DeviceKind
+
+        init(from decoder: any Decoder) throws {
+            let kinds = DeviceKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+            let container = try decoder.container(keyedBy: JSONBody.AnyKey.self)
+            if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { $0 != "kind" }) {
+                throw BodyError("The field '\(ControlAPI.printable(unknown))' is unknown; send only \"kind\".")
+            }
+            let key = JSONBody.AnyKey(stringValue: "kind")
+            guard container.contains(key) else {
+                throw BodyError("The field \"kind\" is missing; send {\"kind\": \"timer\"}, for example.")
+            }
+            guard let text = try? container.decode(String.self, forKey: key), let kind = DeviceKind(rawValue: text) else {
+                throw BodyError("The field \"kind\" must be \(kinds).")
+            }
+            self.kind = kind
         }
     }
 }
