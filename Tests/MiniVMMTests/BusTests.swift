@@ -37,6 +37,24 @@ private final class Reports: Sendable {
 
 @Suite("Device bus dispatch")
 struct BusTests {
+    @Test("a vCPU's cache never answers from before an attach or detach")
+    func cacheFollowsAttachAndDetach() throws {
+        let bus = DeviceBus(spaceName: "MMIO") { _ in }
+        let window = try RangeInclusive(start: 0x1000, end: 0x1FFF)
+        var cache = DeviceBus.Cache()
+        #expect(bus.read(0x1004, width: 4, cache: &cache) == 0xFFFF_FFFF, "unclaimed, now cached as such")
+        let device = RecordingDevice()
+        try bus.attach(device, to: window)
+        #expect(bus.read(0x1004, width: 4, cache: &cache) == 0xA5A5_0004, "the attach invalidated the cache")
+        bus.write(0x1008, width: 4, value: 9, cache: &cache)
+        #expect(device.recorded.last == .init(offset: 8, width: 4, value: 9))
+        try bus.detach(window)
+        #expect(bus.read(0x1004, width: 4, cache: &cache) == 0xFFFF_FFFF, "the detach invalidated the cached window")
+        let count = device.recorded.count
+        bus.write(0x1008, width: 4, value: 1, cache: &cache)
+        #expect(device.recorded.count == count, "a detached device gets no more accesses")
+    }
+
     /// A port space with windows 0x3F8-0x3FF (device), 0xF4-0xF7 (device) and 0x40-0x43
     /// (no device: like the in-kernel PIT, whose range only the resource manager holds).
     private func makeBus() throws -> (DeviceBus, RecordingDevice, RecordingDevice, Reports, [RangeInclusive]) {

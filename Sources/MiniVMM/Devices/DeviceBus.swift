@@ -12,10 +12,13 @@ import VMAllocator
 /// reported once through `onUnclaimed` (up to a limit that keeps a guest scanning the
 /// address space from growing host memory).
 ///
-/// Every vCPU thread dispatches through the same bus. One short lock covers the lookup (a
-/// binary search, or one comparison when the window is the one used last); devices are
-/// called outside it and synchronise their own state. After the first access to an address
-/// the dispatch path does not allocate.
+/// Every vCPU thread dispatches through the same bus, each with its own ``Cache`` of the last
+/// window it used and the last unclaimed address it hit. A cache is valid while the bus's
+/// generation (bumped by every attach and detach) is the one it was filled under, so the
+/// common case — one device or one unused port hammered in a loop — costs one atomic load
+/// and a comparison, with no lock. Otherwise one short lock covers the lookup (a binary
+/// search); devices are called outside it and synchronise their own state. After the first
+/// access to an address the dispatch path does not allocate.
 package final class DeviceBus: Sendable {
     /// What an unclaimed access did.
     package enum AccessKind: Hashable, Sendable {
@@ -45,7 +48,7 @@ package final class DeviceBus: Sendable {
         case notAttached(RangeInclusive)
     }
 
-    private struct Entry {
+    fileprivate struct Entry {
         let start: UInt64
         let end: UInt64
         let device: any BusDevice
@@ -54,18 +57,27 @@ package final class DeviceBus: Sendable {
     private struct State {
         /// Attached windows, ascending by start, never overlapping.
         var entries: [Entry] = []
-        /// The last entry that resolved: repeated accesses to one device (the common case
-        /// in a run loop) skip the search.
-        var cached: Entry?
-        /// The last unclaimed address: a guest hammering one unused port (a delay loop, a
-        /// benchmark) then costs one comparison per access.
-        var lastUnclaimed: UInt64?
         var reported: Set<UInt64> = []
+    }
+
+    /// One vCPU's memory of its last lookups on a bus; owned by that vCPU's run loop.
+    package struct Cache {
+        /// The bus generation the fields below were filled under.
+        fileprivate var generation: UInt64 = .max
+        /// The last window that resolved to a device.
+        fileprivate var window: Entry?
+        /// The last address that hit no device.
+        fileprivate var unclaimed: UInt64?
+
+        /// An empty cache.
+        package init() {}
     }
 
     /// The name of the space, e.g. "port" or "MMIO", for messages.
     package let spaceName: String
     private let state = Mutex(State())
+    /// Bumped (under the lock) by every attach and detach: what invalidates the caches.
+    private let generation = Atomic<UInt64>(0)
     private let onUnclaimed: @Sendable (UnclaimedAccess) -> Void
     private let reportLimit: Int
 
@@ -99,7 +111,7 @@ package final class DeviceBus: Sendable {
             if index > 0, state.entries[index - 1].end >= window.start { throw .windowTaken(window) }
             if index < state.entries.endIndex, state.entries[index].start <= window.end { throw .windowTaken(window) }
             state.entries.insert(Entry(start: window.start, end: window.end, device: device), at: index)
-            state.lastUnclaimed = nil
+            generation.add(1, ordering: .releasing)
         }
     }
 
@@ -114,7 +126,7 @@ package final class DeviceBus: Sendable {
             guard let index = state.entries.firstIndex(where: { $0.start == window.start && $0.end == window.end })
             else { throw .notAttached(window) }
             let entry = state.entries.remove(at: index)
-            if state.cached?.start == entry.start { state.cached = nil }
+            generation.add(1, ordering: .releasing)
             return entry.device
         }
     }
@@ -135,14 +147,12 @@ package final class DeviceBus: Sendable {
     ///   last one used.
     @inline(__always)
     package func resolve(_ address: UInt64) -> (device: any BusDevice, offset: UInt64)? {
-        state.withLock { state in Self.resolve(address, in: &state) }
+        state.withLock { state in Self.entry(at: address, in: state) }.map { ($0.device, address - $0.start) }
     }
 
+    /// The attached entry whose window holds `address`.
     @inline(__always)
-    private static func resolve(_ address: UInt64, in state: inout State) -> (device: any BusDevice, offset: UInt64)? {
-        if let cached = state.cached, address >= cached.start, address <= cached.end {
-            return (cached.device, address - cached.start)
-        }
+    private static func entry(at address: UInt64, in state: State) -> Entry? {
         // The last window starting at or below `address`.
         var low = 0
         var high = state.entries.count
@@ -151,61 +161,100 @@ package final class DeviceBus: Sendable {
             if state.entries[middle].start <= address { low = middle + 1 } else { high = middle }
         }
         guard low > 0, address <= state.entries[low - 1].end else { return nil }
-        let entry = state.entries[low - 1]
-        state.cached = entry
-        return (entry.device, address - entry.start)
+        return state.entries[low - 1]
     }
 
-    /// The device for an access at `address`, or `nil` after recording an unclaimed access
-    /// (reported outside the lock).
+    /// The device for an access at `address`, or `nil` for an unclaimed one (reported
+    /// outside the lock the first time). `cache` answers without the lock when it can.
     @inline(__always)
-    private func route(_ address: UInt64, width: Int, kind: AccessKind) -> (device: any BusDevice, offset: UInt64)? {
-        let outcome: (target: (device: any BusDevice, offset: UInt64)?, report: UnclaimedAccess?) = state.withLock { state in
-            if address == state.lastUnclaimed { return (nil, nil) }
-            if let target = Self.resolve(address, in: &state) { return (target, nil) }
-            state.lastUnclaimed = address
+    private func route(
+        _ address: UInt64, width: Int, kind: AccessKind, cache: inout Cache
+    ) -> (device: any BusDevice, offset: UInt64)? {
+        let current = generation.load(ordering: .acquiring)
+        if cache.generation == current {
+            if let window = cache.window, address >= window.start, address <= window.end {
+                return (window.device, address - window.start)
+            }
+            if address == cache.unclaimed { return nil }
+        } else {
+            cache = Cache()
+            cache.generation = current
+        }
+        let outcome: (entry: Entry?, report: UnclaimedAccess?) = state.withLock { state in
+            if let entry = Self.entry(at: address, in: state) { return (entry, nil) }
             guard state.reported.count < reportLimit, state.reported.insert(address).inserted else { return (nil, nil) }
             let access = UnclaimedAccess(
                 address: address, width: width, kind: kind, isLastReport: state.reported.count == reportLimit)
             return (nil, access)
         }
         if let report = outcome.report { onUnclaimed(report) }
-        return outcome.target
+        guard let entry = outcome.entry else {
+            cache.unclaimed = address
+            return nil
+        }
+        cache.window = entry
+        return (entry.device, address - entry.start)
     }
 
     /// Handles a guest read of `width` bytes at `address`; all ones if unclaimed.
-    /// - Complexity: as ``resolve(_:)``.
-    package func read(_ address: UInt64, width: Int) -> UInt64 {
-        guard let (device, offset) = route(address, width: width, kind: .read) else { return Self.mask(width: width) }
+    /// - Complexity: O(1) when `cache` holds the window; otherwise as ``resolve(_:)``.
+    package func read(_ address: UInt64, width: Int, cache: inout Cache) -> UInt64 {
+        guard let (device, offset) = route(address, width: width, kind: .read, cache: &cache) else {
+            return Self.mask(width: width)
+        }
         return device.read(offset: offset, width: width) & Self.mask(width: width)
     }
 
     /// Handles a guest write of `width` bytes of `value` at `address`; ignored if unclaimed.
-    /// - Complexity: as ``resolve(_:)``.
-    package func write(_ address: UInt64, width: Int, value: UInt64) {
-        guard let (device, offset) = route(address, width: width, kind: .write) else { return }
+    /// - Complexity: O(1) when `cache` holds the window; otherwise as ``resolve(_:)``.
+    package func write(_ address: UInt64, width: Int, value: UInt64, cache: inout Cache) {
+        guard let (device, offset) = route(address, width: width, kind: .write, cache: &cache) else { return }
         device.write(offset: offset, width: width, value: value & Self.mask(width: width))
     }
 
     /// Handles a string write (`rep outs`) of `width`-byte elements at `address`: the
     /// window is resolved once and the device gets every element in one call; ignored if
     /// unclaimed.
-    /// - Complexity: as ``resolve(_:)``, plus the device's work per element.
-    package func writeString(_ address: UInt64, width: Int, data: UnsafeRawBufferPointer) {
-        guard let (device, offset) = route(address, width: width, kind: .write) else { return }
+    /// - Complexity: as ``write(_:width:value:cache:)``, plus the device's work per element.
+    package func writeString(_ address: UInt64, width: Int, data: UnsafeRawBufferPointer, cache: inout Cache) {
+        guard let (device, offset) = route(address, width: width, kind: .write, cache: &cache) else { return }
         device.writeString(offset: offset, width: width, data: data)
     }
 
     /// Handles a string read (`rep ins`) of `width`-byte elements at `address` into
     /// `buffer`: the window is resolved once and the device fills every element in one
     /// call; all ones if unclaimed.
-    /// - Complexity: as ``resolve(_:)``, plus O(buffer.count).
-    package func readString(_ address: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
-        guard let (device, offset) = route(address, width: width, kind: .read) else {
+    /// - Complexity: as ``read(_:width:cache:)``, plus O(buffer.count).
+    package func readString(_ address: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer, cache: inout Cache) {
+        guard let (device, offset) = route(address, width: width, kind: .read, cache: &cache) else {
             buffer.initializeMemory(as: UInt8.self, repeating: 0xFF)
             return
         }
         device.readString(offset: offset, width: width, into: buffer)
+    }
+
+    /// ``read(_:width:cache:)`` without a cache of its own (a single access).
+    package func read(_ address: UInt64, width: Int) -> UInt64 {
+        var cache = Cache()
+        return read(address, width: width, cache: &cache)
+    }
+
+    /// ``write(_:width:value:cache:)`` without a cache of its own (a single access).
+    package func write(_ address: UInt64, width: Int, value: UInt64) {
+        var cache = Cache()
+        write(address, width: width, value: value, cache: &cache)
+    }
+
+    /// ``writeString(_:width:data:cache:)`` without a cache of its own.
+    package func writeString(_ address: UInt64, width: Int, data: UnsafeRawBufferPointer) {
+        var cache = Cache()
+        writeString(address, width: width, data: data, cache: &cache)
+    }
+
+    /// ``readString(_:width:into:cache:)`` without a cache of its own.
+    package func readString(_ address: UInt64, width: Int, into buffer: UnsafeMutableRawBufferPointer) {
+        var cache = Cache()
+        readString(address, width: width, into: buffer, cache: &cache)
     }
 
     /// All ones in the low `width` bytes.

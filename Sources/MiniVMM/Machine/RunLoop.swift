@@ -28,6 +28,9 @@ package final class RunLoop<V: VcpuRunning> {
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private let exitPort: ExitPort
+    /// This vCPU's lookup caches, one per bus.
+    private var portCache = DeviceBus.Cache()
+    private var mmioCache = DeviceBus.Cache()
     private let stop: StopLatch
     private let pause: PauseGate?
     private let logger: Logger
@@ -71,9 +74,9 @@ package final class RunLoop<V: VcpuRunning> {
                 if let value = exitPort.requestedValue { return exitRequested(value) }
             case .mmio(let access):
                 if access.isWrite {
-                    mmio.write(access.address, width: access.length, value: access.value)
+                    mmio.write(access.address, width: access.length, value: access.value, cache: &mmioCache)
                 } else {
-                    access.setValue(mmio.read(access.address, width: access.length))
+                    access.setValue(mmio.read(access.address, width: access.length, cache: &mmioCache))
                 }
             case .interrupted:
                 // Clear the kick first, then look at the latch: a stop requested in between
@@ -115,17 +118,17 @@ package final class RunLoop<V: VcpuRunning> {
         if access.count == 1 {
             // Plain IN/OUT, the common case: skip the element loop.
             if access.isWrite {
-                ports.write(port, width: width, value: UInt64(access.value(at: 0)))
+                ports.write(port, width: width, value: UInt64(access.value(at: 0)), cache: &portCache)
             } else {
-                access.setValue(UInt32(truncatingIfNeeded: ports.read(port, width: width)), at: 0)
+                access.setValue(UInt32(truncatingIfNeeded: ports.read(port, width: width, cache: &portCache)), at: 0)
             }
             return
         }
         // String I/O: one bus lookup, and the device sees every element in one call.
         if access.isWrite {
-            ports.writeString(port, width: width, data: UnsafeRawBufferPointer(access.data))
+            ports.writeString(port, width: width, data: UnsafeRawBufferPointer(access.data), cache: &portCache)
         } else {
-            ports.readString(port, width: width, into: access.data)
+            ports.readString(port, width: width, into: access.data, cache: &portCache)
         }
     }
 
