@@ -28,9 +28,6 @@ package final class RunLoop<V: VcpuRunning> {
     private let ports: DeviceBus
     private let mmio: DeviceBus
     private let exitPort: ExitPort
-    /// This vCPU's lookup caches, one per bus.
-    private var portCache = DeviceBus.Cache()
-    private var mmioCache = DeviceBus.Cache()
     private let stop: StopLatch
     private let pause: PauseGate?
     private let logger: Logger
@@ -56,6 +53,9 @@ package final class RunLoop<V: VcpuRunning> {
     /// stopped it, otherwise the end this vCPU saw.
     package func run() -> MachineEnd {
         defer { pause?.vcpuEnded() }
+        // This vCPU's lookup caches, one per bus: locals, so no exclusivity checks per exit.
+        var portCache = DeviceBus.Cache()
+        var mmioCache = DeviceBus.Cache()
         while true {
             let exit: VcpuExit
             do {
@@ -70,7 +70,7 @@ package final class RunLoop<V: VcpuRunning> {
             }
             switch exit {
             case .io(let access):
-                handle(access)
+                handle(access, cache: &portCache)
                 if let value = exitPort.requestedValue { return exitRequested(value) }
             case .mmio(let access):
                 if access.isWrite {
@@ -112,7 +112,7 @@ package final class RunLoop<V: VcpuRunning> {
 
     /// Handles every element of a port-I/O exit, in order.
     @inline(__always)
-    private func handle(_ access: PortIO) {
+    private func handle(_ access: PortIO, cache portCache: inout DeviceBus.Cache) {
         let port = UInt64(access.port)
         let width = access.size
         if access.count == 1 {
