@@ -261,27 +261,7 @@ package struct StatePatch: Hashable, Sendable {
     /// Checks `body` in order — UTF-8, nesting depth, JSON syntax, an object, no unknown
     /// field, a valid `state` — and returns the patch.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> StatePatch {
-        StatePatch(state: try JSONBody.decode(Wire.self, from: body).state)
-    }
-
-    /// The JSON shape, decoded with every key seen so unknown fields are refused.
-    private struct Wire: Decodable {
-        let state: VMRunState
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: JSONBody.AnyKey.self)
-            if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { $0 != "state" }) {
-                throw BodyError("The field '\(ControlAPI.printable(unknown))' is unknown; send only \"state\".")
-            }
-            let key = JSONBody.AnyKey(stringValue: "state")
-            guard container.contains(key) else {
-                throw BodyError("The field \"state\" is missing; send {\"state\": \"paused\"} or {\"state\": \"running\"}.")
-            }
-            guard let text = try? container.decode(String.self, forKey: key), let state = VMRunState(rawValue: text) else {
-                throw BodyError("The field \"state\" must be \"paused\" or \"running\".")
-            }
-            self.state = state
-        }
+        StatePatch(state: try JSONBody.decode(SingleField<VMRunState>.self, from: body).value)
     }
 }
 
@@ -292,27 +272,44 @@ package struct DevicePut: Hashable, Sendable {
 
     /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> DevicePut {
-        DevicePut(kind: try JSONBody.decode(Wire.self, from: body).kind)
+        DevicePut(kind: try JSONBody.decode(SingleField<DeviceKind>.self, from: body).value)
     }
+}
 
-    private struct Wire: Decodable {
-        let kind: DeviceKind
+/// A value the control API takes as the one string field of a JSON object.
+protocol BodyField: RawRepresentable<String>, CaseIterable {
+    /// The field's name.
+    static var fieldName: String { get }
+}
 
-        init(from decoder: any Decoder) throws {
-            let kinds = DeviceKind.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
-            let container = try decoder.container(keyedBy: JSONBody.AnyKey.self)
-            if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { $0 != "kind" }) {
-                throw BodyError("The field '\(ControlAPI.printable(unknown))' is unknown; send only \"kind\".")
-            }
-            let key = JSONBody.AnyKey(stringValue: "kind")
-            guard container.contains(key) else {
-                throw BodyError("The field \"kind\" is missing; send {\"kind\": \"timer\"}, for example.")
-            }
-            guard let text = try? container.decode(String.self, forKey: key), let kind = DeviceKind(rawValue: text) else {
-                throw BodyError("The field \"kind\" must be \(kinds).")
-            }
-            self.kind = kind
+extension VMRunState: BodyField {
+    static var fieldName: String { "state" }
+}
+
+extension DeviceKind: BodyField {
+    static var fieldName: String { "kind" }
+}
+
+/// The JSON shape `{"<field>": "<value>"}`, decoded with every key seen so unknown fields are
+/// refused, and each refusal saying what to send.
+private struct SingleField<Value: BodyField>: Decodable {
+    let value: Value
+
+    init(from decoder: any Decoder) throws {
+        let name = Value.fieldName
+        let values = Value.allCases.map { "\"\($0.rawValue)\"" }
+        let container = try decoder.container(keyedBy: JSONBody.AnyKey.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { $0 != name }) {
+            throw BodyError("The field '\(ControlAPI.printable(unknown))' is unknown; send only \"\(name)\".")
         }
+        let key = JSONBody.AnyKey(stringValue: name)
+        guard container.contains(key) else {
+            throw BodyError("The field \"\(name)\" is missing; send {\"\(name)\": \(values[0])}, for example.")
+        }
+        guard let text = try? container.decode(String.self, forKey: key), let value = Value(rawValue: text) else {
+            throw BodyError("The field \"\(name)\" must be \(values.joined(separator: " or ")).")
+        }
+        self.value = value
     }
 }
 

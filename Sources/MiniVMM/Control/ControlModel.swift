@@ -5,7 +5,7 @@ import VMAllocator
 // resources model as text, so the two can never disagree.
 
 /// Whether the vCPUs run.
-package enum VMRunState: String, Codable, Hashable, Sendable {
+package enum VMRunState: String, Codable, Hashable, Sendable, CaseIterable {
     /// The vCPUs run guest code.
     case running
     /// Every vCPU is out of `KVM_RUN` and held; device timers are frozen.
