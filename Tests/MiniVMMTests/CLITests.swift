@@ -96,6 +96,19 @@ struct CLITests {
         #expect(outcome.text.contains("20 devices need 20 interrupt lines (GSIs) but only 19 are available"))
     }
 
+    @Test("--device KIND=N sets any registry kind's count, overriding --timers and --consoles")
+    func deviceOption() throws {
+        let configuration = try #require(parsed(["--timers", "2", "--device", "timer=3", "--device", "dma-console=0", "g"]))
+        #expect(configuration.deviceCounts == [.timer: 3, .dmaConsole: 0])
+        for bad in ["foo=1", "timer", "timer=x", "=2", "timer=1=2"] {
+            let outcome = try #require(failure(["--device", bad, "g"]), "\(bad)")
+            #expect(outcome.status == 64)
+            #expect(outcome.text.hasPrefix(
+                "minivmm: error: invalid --device '\(bad)': expected KIND=N with KIND one of timer, dma-console"), "\(outcome.text)")
+        }
+        #expect(try #require(failure(["--device", "timer=-1", "g"])).text.contains("--timers must not be negative"))
+    }
+
     @Test func helpGoesToStdoutWithStatus0() throws {
         let outcome = try #require(failure(["--help"]))
         #expect(outcome.status == 0)
