@@ -106,14 +106,15 @@ final class Machine {
                 BootInformation.encode(MachinePlan.bootInformationEntries(
                     ram: plan.ram, resources: resources, devices: devices, vcpus: plan.vcpus))
             })
-        do {
+        do throws(MachineError) {
             try attachFixed(exitPort, .exitPort, resources: resources)
             try attachFixed(serial, .com1, resources: resources)
-            for device in plan.devices { try deviceSet.attachPlanned(device) }
-        } catch let error as MachineError {
-            deviceSet.shutDown()
+        } catch {
             throw .machine(error)
-        } catch let error as PlugError {
+        }
+        do throws(PlugError) {
+            for device in plan.devices { try deviceSet.attachPlanned(device) }
+        } catch {
             deviceSet.shutDown()
             switch error {
             case .machine(let error): throw .machine(error)
@@ -121,9 +122,6 @@ final class Machine {
             case .notPlugged(let owner):
                 throw .machine(MachineError(.attachDevice(owner), .inconsistent("not in the plan")))
             }
-        } catch {
-            deviceSet.shutDown()
-            throw .machine(MachineError(.attachDevice(.fixed(.com1)), .inconsistent("\(error)")))
         }
         logger.debug("machine ready: \(plan.ram.count) RAM slots, \(plan.devices.count) devices, \(vcpus.count) vCPUs")
     }
