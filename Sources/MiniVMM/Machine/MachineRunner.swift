@@ -48,7 +48,8 @@ package enum MachineRunner {
             defer { server?.stop() }
             let ready = clock.now
             end = machine.run()
-            logger.info("guest ran \(milliseconds(clock.now - ready)) ms after \(milliseconds(ready - start)) ms of set-up")
+            logger.info(
+                "guest ran \(ResourceFormat.milliseconds(clock.now - ready)) ms after \(ResourceFormat.milliseconds(ready - start)) ms of set-up")
         } catch {
             end = .failed(error)
         }
@@ -114,12 +115,5 @@ package enum MachineRunner {
         logger.info("machine stopped: exit status \(ExitStatus(end).code) (\(ExitStatus(end)))")
         stop.request(.finished)
         return end
-    }
-
-    /// `duration` in milliseconds with one decimal, e.g. "5.7".
-    static func milliseconds(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
-        return "\(tenths / 10).\(tenths % 10)"
     }
 }

@@ -62,7 +62,7 @@ package final class RunLoop<V: VcpuRunning> {
                 exit = try vcpu.run()
             } catch .failed(_, .resourceTemporarilyUnavailable) {
                 // An AP woken from wait-for-SIPI returns EAGAIN once: enter it again.
-                logger.debug("vCPU \(vcpu.id) started by the guest \(MachineRunner.milliseconds(ContinuousClock.now - epoch)) ms after the first guest instruction")
+                logger.debug("vCPU \(vcpu.id) started by the guest \(ResourceFormat.milliseconds(ContinuousClock.now - epoch)) ms after the first guest instruction")
                 continue
             } catch {
                 // The runner reports failures, once.

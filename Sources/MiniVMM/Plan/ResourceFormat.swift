@@ -1,4 +1,4 @@
-/// Text formatting shared by resource messages and the `--describe` map. Foundation-free so
+/// Text formatting shared by resource messages, the `--describe` map and the logs' timings. Foundation-free so
 /// the output is identical on every platform.
 package enum ResourceFormat {
     /// `value` in lower-case hexadecimal with `0x`, zero-padded to `digits` digits.
@@ -21,6 +21,13 @@ package enum ResourceFormat {
             return "\(bytes >> unit.shift) \(unit.name)"
         }
         return bytes == 1 ? "1 byte" : "\(bytes) bytes"
+    }
+
+    /// `duration` in milliseconds with one decimal, e.g. "5.7".
+    package static func milliseconds(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let tenths = seconds * 10_000 + attoseconds / 100_000_000_000_000
+        return "\(tenths / 10).\(tenths % 10)"
     }
 
     /// Lays out `rows` as left-aligned columns separated by two spaces, each line indented
