@@ -49,6 +49,8 @@
 #define BE_BASE 8
 #define BE_SIZE 16
 #define BE_SLOT 24
+#define BE_FLAGS 28
+#define BE_FLAG_REMOVING 0x1 /* removal requested: stop using it, then EJECT it */
 
 #define KIND_RAM 1
 #define KIND_EXIT_PORT 2
@@ -61,6 +63,22 @@
  * BSP, the APs are 1..N-1), no GSI, base 0, size 0, no slot. Entries of a kind a guest does
  * not know must be skipped: new kinds may appear at any position in version 1. */
 #define KIND_CPU 8
+/* ABI version 2: the hot-plug controller, always present (instance 0, MMIO, a GSI). */
+#define KIND_HOTPLUG 9
+
+/* Hot-plug controller registers (32-bit). */
+#define HOTPLUG_MAGIC_VALUE 0x474C5048 /* "HPLG" */
+#define HOTPLUG_MAGIC 0x00
+#define HOTPLUG_GENERATION 0x04 /* +1 at every table rewrite */
+#define HOTPLUG_CTRL 0x08
+#define HOTPLUG_STATUS 0x0C /* write 1 to a bit to clear it */
+#define HOTPLUG_EJECT 0x10  /* write kind << 16 | instance of a REMOVING entry */
+#define HOTPLUG_CTRL_NOTIFY 0x1
+#define HOTPLUG_STATUS_CHANGED 0x1
+#define HOTPLUG_STATUS_EJECT_ERROR 0x2
+/* The hot-plug window: RAM plugged in later lies here and is identity-mapped at entry.
+ * Its base depends on the boot RAM size: read RAM entries from the table. */
+#define HOTPLUG_RAM_ALIGNMENT 0x200000
 
 /* Timer device registers (32-bit). */
 #define TIMER_MAGIC_VALUE 0x524D4954 /* "TIMR" */

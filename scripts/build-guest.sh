@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every guest image under guest/ into flat binaries loaded at 0x100000:
 #   guest/demo/*.{c,S}  -> guest/guest.bin        (the demo guest)
+#   guest/demo/*.{c,S} but demo/main.c, plus guest/hotplug/*.c
+#                       -> guest/hotplug.bin      (the hot-plug guest, ABI version 2)
 #   guest/tests/NAME.S  -> guest/tests/NAME.bin   (one small test guest each)
 # Output is deterministic (no timestamps, paths or build IDs reach a flat binary), so CI can
 # rebuild and run `git diff --exit-code guest/` to catch a stale committed binary.
@@ -68,6 +70,19 @@ for source in demo/*.S demo/*.c; do
     demo_objects+=("$object")
 done
 link demo "$guest/guest.bin" "${demo_objects[@]}"
+
+# The hot-plug guest: the demo's objects (same order) except its main.c, whose guest_main
+# hotplug/*.c replaces.
+hotplug_objects=()
+for object in "${demo_objects[@]}"; do
+    [[ "$object" == "$work/demo-main.c.o" ]] || hotplug_objects+=("$object")
+done
+for source in hotplug/*.c; do
+    object="$work/hotplug-$(basename "$source").o"
+    "$CC" "${common_flags[@]}" -std=c11 -c "$source" -o "$object"
+    hotplug_objects+=("$object")
+done
+link hotplug "$guest/hotplug.bin" "${hotplug_objects[@]}"
 
 # The test guests.
 for source in tests/*.S; do

@@ -65,6 +65,12 @@ public final class VirtualMachine: Sendable {
             hostAddress: mapping.baseAddress, flags: flags)
     }
 
+    /// Deletes memory slot `slot` (`KVM_SET_USER_MEMORY_REGION` with size 0). When it
+    /// returns, no vCPU reaches the slot's host memory any more, so its mapping may go.
+    public func deleteUserMemoryRegion(slot: UInt32) throws(KVMError) {
+        try unsafeSetUserMemoryRegion(slot: slot, guestAddress: 0, size: 0, hostAddress: nil)
+    }
+
     /// Creates the in-kernel interrupt controllers: PIC pair, IOAPIC and local APICs
     /// (`KVM_CREATE_IRQCHIP`). Call before creating vCPUs.
     public func createIRQChip() throws(KVMError) {

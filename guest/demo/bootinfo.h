@@ -20,7 +20,7 @@ struct bootinfo_entry {
     uint64_t base;
     uint64_t size;
     uint32_t slot;
-    uint32_t reserved;
+    uint32_t flags; /* ABI version 2: BE_FLAG_REMOVING; 0 from a version-1 minivmm */
 };
 
 _Static_assert(sizeof(struct bootinfo_header) == 16, "header layout");

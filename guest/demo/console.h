@@ -28,6 +28,7 @@ enum exit_status {
     EXIT_CPU_EXCEPTION = 10,
     EXIT_UNEXPECTED_INTERRUPT = 11,
     EXIT_SMP = 12,
+    EXIT_HOTPLUG = 13, /* the hot-plug guest (guest/hotplug/) only */
 };
 
 /* Starts the line "FAIL <check>: "; the caller prints details, then calls fail_exit. */

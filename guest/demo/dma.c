@@ -34,18 +34,10 @@ static uint32_t build_message(uint16_t instance) {
     return append(length, "\n");
 }
 
-static uint32_t request(uint64_t base, uint64_t address, uint32_t length) {
-    mmio_write32(base + DMA_ADDR_LO, (uint32_t)address);
-    mmio_write32(base + DMA_ADDR_HI, (uint32_t)(address >> 32));
-    mmio_write32(base + DMA_LENGTH, length);
-    mmio_write32(base + DMA_DOORBELL, 1);
-    return mmio_read32(base + DMA_STATUS);
-}
-
 static void expect_rejected(const struct bootinfo_entry *console, uint64_t address, const char *why) {
     uint64_t base = console->base;
     uint32_t written = mmio_read32(base + DMA_WRITTEN);
-    uint32_t status = request(base, address, 16);
+    uint32_t status = dma_request(base, address, 16);
     if (status != DMA_STATUS_BAD) {
         dma_fail("dma-bad-address", console, EXIT_DMA_BAD_ADDRESS, "status for a bad address is", status);
     }
@@ -68,7 +60,7 @@ void check_dma_console(const struct bootinfo_entry *console, const struct bootin
 
     uint32_t length = build_message(console->instance);
     uint32_t written = mmio_read32(base + DMA_WRITTEN);
-    uint32_t status = request(base, (uint64_t)(uintptr_t)message, length);
+    uint32_t status = dma_request(base, (uint64_t)(uintptr_t)message, length);
     if (status != DMA_STATUS_OK) dma_fail("dma-request", console, EXIT_DMA_REQUEST, "status", status);
     uint32_t now_written = mmio_read32(base + DMA_WRITTEN);
     if (now_written - written != length) {

@@ -8,11 +8,6 @@ extern const char __image_end[];
 
 #define TWO_MIB 0x200000ull
 
-/* An address-dependent pattern, so aliasing between the two addresses shows up. */
-static uint64_t pattern(uint64_t address) {
-    return (address * 0x9E3779B97F4A7C15ull) ^ 0xA5A5A5A55A5A5A5Aull;
-}
-
 /* The first address of `ram` that holds none of the guest's own code, data, stack or
  * tables: everything below the image end is in use. Rounded up to 2 MiB when that still
  * leaves room, so the printed address does not move with the image's size. */
@@ -34,12 +29,12 @@ void check_ram(const struct bootinfo_entry *ram) {
         put_hex(first);
         fail_exit(EXIT_RAM_PATTERN);
     }
-    ram_write64(first, pattern(first));
-    ram_write64(last, pattern(last));
+    ram_write64(first, ram_pattern(first));
+    ram_write64(last, ram_pattern(last));
     uint64_t addresses[2] = {first, last};
     for (int i = 0; i < 2; i++) {
         uint64_t value = ram_read64(addresses[i]);
-        if (value != pattern(addresses[i])) {
+        if (value != ram_pattern(addresses[i])) {
             fail_begin("ram-pattern");
             put_resource_name(ram->kind, ram->instance);
             put_str(" read back ");

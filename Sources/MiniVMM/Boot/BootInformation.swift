@@ -30,6 +30,42 @@ package enum BootInformation {
         case dmaConsole = 7
         /// A CPU; `instance` is its local APIC ID.
         case cpu = 8
+        /// The hot-plug controller (MMIO; guest ABI version 2).
+        case hotplugController = 9
+    }
+
+    /// Entry flag: removal requested; the guest stops using it and ejects it.
+    package static let removingFlag: UInt32 = 1 << 0
+
+    /// What names an entry to the guest: its kind and instance (the hot-plug controller's
+    /// EJECT register takes `kind << 16 | instance`).
+    package struct EntryID: Hashable, Sendable, Comparable, CustomStringConvertible {
+        /// The entry's kind.
+        package var kind: Kind
+        /// Its instance among entries of the kind.
+        package var instance: UInt16
+
+        /// An id.
+        package init(kind: Kind, instance: UInt16) {
+            self.kind = kind
+            self.instance = instance
+        }
+
+        /// The id an EJECT write of `value` names, or nil for an unknown kind.
+        package init?(ejectValue value: UInt32) {
+            guard let kind = Kind(rawValue: UInt16(truncatingIfNeeded: value >> 16)) else { return nil }
+            self.init(kind: kind, instance: UInt16(truncatingIfNeeded: value))
+        }
+
+        /// `kind << 16 | instance`, as the guest writes it to EJECT.
+        package var ejectValue: UInt32 { UInt32(kind.rawValue) << 16 | UInt32(instance) }
+
+        package static func < (lhs: EntryID, rhs: EntryID) -> Bool {
+            (lhs.kind.rawValue, lhs.instance) < (rhs.kind.rawValue, rhs.instance)
+        }
+
+        /// `kind 6 instance 1`.
+        package var description: String { "kind \(kind.rawValue) instance \(instance)" }
     }
 
     /// One 32-byte entry.
@@ -46,17 +82,28 @@ package enum BootInformation {
         package var size: UInt64
         /// KVM memory-slot ID for RAM, else `nil`.
         package var memorySlot: UInt32?
+        /// Flags (``BootInformation/removingFlag``); 0 in a version-1 table.
+        package var flags: UInt32
 
         /// Creates an entry.
-        package init(kind: Kind, instance: UInt16, gsi: UInt32?, base: UInt64, size: UInt64, memorySlot: UInt32?) {
+        package init(
+            kind: Kind, instance: UInt16, gsi: UInt32?, base: UInt64, size: UInt64, memorySlot: UInt32?, flags: UInt32 = 0
+        ) {
             self.kind = kind
             self.instance = instance
             self.gsi = gsi
             self.base = base
             self.size = size
             self.memorySlot = memorySlot
+            self.flags = flags
         }
+
+        /// Its kind and instance.
+        package var id: EntryID { EntryID(kind: kind, instance: instance) }
     }
+
+    /// The most entries the table's space at ``GuestMemoryLayout/bootInfoAddress`` holds.
+    package static let maximumEntries = (Int(GuestMemoryLayout.bootInfoCapacity) - headerSize) / entrySize
 
     /// Encodes a header followed by `entries`, in the given order.
     ///
@@ -77,7 +124,7 @@ package enum BootInformation {
             append(entry.base, to: &bytes)
             append(entry.size, to: &bytes)
             append(entry.memorySlot ?? none, to: &bytes)
-            append(UInt32(0), to: &bytes)
+            append(entry.flags, to: &bytes)
         }
         return bytes
     }

@@ -78,11 +78,12 @@ package enum BootState {
         }
     }
 
-    /// The identity-map page tables for `layout`: the low 4 GiB and all RAM.
+    /// The identity-map page tables for `layout`: the low 4 GiB, all boot RAM and the
+    /// hot-plug window above it, so hot-plugged RAM needs no new tables.
     package static func pageTables(for layout: GuestMemoryLayout) throws(IdentityPageTables.BuildError) -> IdentityPageTables {
         try IdentityPageTables(
             base: GuestMemoryLayout.pageTablesAddress,
-            mappedEnd: max(layout.endOfRAM, 1 << 32),
+            mappedEnd: layout.hotplugWindow.end + 1,
             maxPages: Int(GuestMemoryLayout.pageTablesCapacity / IdentityPageTables.tablePageSize))
     }
 }

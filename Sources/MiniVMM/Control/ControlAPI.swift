@@ -85,9 +85,13 @@ package struct ControlAPI: Sendable {
         case devices
         /// `/devices/{id}`, with the id as sent (not yet validated).
         case device(String)
+        /// `/memory`
+        case memory
+        /// `/memory/{id}`, with the id as sent (not yet validated).
+        case memoryRegion(String)
 
-        /// Every route, with `{id}` standing for a device id.
-        package static let all: [Route] = [.vm, .resources, .devices, .device("{id}")]
+        /// Every route, with `{id}` standing for a device or region id.
+        package static let all: [Route] = [.vm, .resources, .devices, .device("{id}"), .memory, .memoryRegion("{id}")]
 
         /// The path, as docs/api.yaml writes it (`/devices/{id}` for every device).
         package var template: String {
@@ -96,6 +100,8 @@ package struct ControlAPI: Sendable {
             case .resources: "/resources"
             case .devices: "/devices"
             case .device: "/devices/{id}"
+            case .memory: "/memory"
+            case .memoryRegion: "/memory/{id}"
             }
         }
 
@@ -103,8 +109,8 @@ package struct ControlAPI: Sendable {
         package var methods: [String] {
             switch self {
             case .vm: ["GET", "PATCH"]
-            case .resources, .devices: ["GET"]
-            case .device: ["GET", "PUT", "DELETE"]
+            case .resources, .devices, .memory: ["GET"]
+            case .device, .memoryRegion: ["GET", "PUT", "DELETE"]
             }
         }
 
@@ -114,13 +120,16 @@ package struct ControlAPI: Sendable {
             case "/vm": self = .vm
             case "/resources": self = .resources
             case "/devices": self = .devices
+            case "/memory": self = .memory
             default:
-                let prefix = "/devices/"
-                guard path.hasPrefix(prefix) else { return nil }
-                let id = path.dropFirst(prefix.count)
                 // `/devices/a/b` is no route; a bad id in the one segment is a 400, below.
-                guard !id.contains("/") else { return nil }
-                self = .device(String(id))
+                for (prefix, route) in [("/devices/", Route.device), ("/memory/", Route.memoryRegion)] where path.hasPrefix(prefix) {
+                    let id = path.dropFirst(prefix.count)
+                    guard !id.contains("/") else { return nil }
+                    self = route(String(id))
+                    return
+                }
+                return nil
             }
         }
     }
@@ -134,7 +143,7 @@ package struct ControlAPI: Sendable {
         }
         let path = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard let route = Route(path: path) else {
-            return .fault(404, "There is no resource at '\(Self.printable(path))'; use /vm, /resources, /devices or /devices/{id}.")
+            return .fault(404, "There is no resource at '\(Self.printable(path))'; use /vm, /resources, /devices, /devices/{id}, /memory or /memory/{id}.")
         }
         guard route.methods.contains(request.method) else {
             let allowed = route.methods.joined(separator: ", ")
@@ -157,18 +166,57 @@ package struct ControlAPI: Sendable {
             case "PUT":
                 return putDevice(id, request.body)
             case "DELETE":
-                do {
-                    try control.unplugDevice(id: id)
-                } catch {
-                    return Self.response(for: error)
-                }
-                return ControlResponse(status: 204)
+                return Self.removal { () throws(ControlError) in try control.unplugDevice(id: id) }
             default:
                 guard let device = control.devices().first(where: { $0.id == id }) else {
                     return .fault(404, "There is no device '\(id)'; GET /devices lists the devices.")
                 }
                 return .json(device)
             }
+        case (.memory, _):
+            return .json(control.memoryRegions())
+        case (.memoryRegion(let id), let method):
+            if let problem = Self.idProblem(id, what: "memory region") { return .fault(400, problem) }
+            switch method {
+            case "PUT":
+                return putMemory(id, request.body)
+            case "DELETE":
+                return Self.removal { () throws(ControlError) in try control.unplugMemory(id: id) }
+            default:
+                guard let region = control.memoryRegions().first(where: { $0.id == id }) else {
+                    return .fault(404, "There is no memory region '\(id)'; GET /memory lists them.")
+                }
+                return .json(region)
+            }
+        }
+    }
+
+    /// A DELETE's response: 204 when gone, 202 with the state when the guest was asked.
+    private static func removal<Info: Encodable>(
+        _ remove: () throws(ControlError) -> Unplugged<Info>
+    ) -> ControlResponse {
+        do {
+            switch try remove() {
+            case .removed: return ControlResponse(status: 204)
+            case .removing(let info): return ControlResponse(status: 202, body: encode(info))
+            }
+        } catch {
+            return response(for: error)
+        }
+    }
+
+    /// `PUT /memory/{id}`: validates the whole body, then plugs the RAM in.
+    private func putMemory(_ id: String, _ body: [UInt8]) -> ControlResponse {
+        let size: UInt64
+        do {
+            size = try MemoryPut.decode(body).size
+        } catch {
+            return .fault(400, error.description)
+        }
+        do {
+            return .json(try control.plugMemory(id: id, size: size))
+        } catch {
+            return Self.response(for: error)
         }
     }
 
@@ -213,10 +261,10 @@ package struct ControlAPI: Sendable {
         }
     }
 
-    /// Why `id` is not a valid device id, or nil if it is one: 1-32 characters of
-    /// `[a-z0-9_-]`.
-    package static func idProblem(_ id: String) -> String? {
-        DeviceID.isValid(id) ? nil : "The device id '\(printable(id))' is invalid; use 1 to \(maximumIDLength) characters of a-z, 0-9, '_' and '-'."
+    /// Why `id` is not a valid device (or memory region) id, or nil if it is one: 1-32
+    /// characters of `[a-z0-9_-]`.
+    package static func idProblem(_ id: String, what: String = "device") -> String? {
+        DeviceID.isValid(id) ? nil : "The \(what) id '\(printable(id))' is invalid; use 1 to \(maximumIDLength) characters of a-z, 0-9, '_' and '-'."
     }
 
     /// `text` cut to 64 characters with control characters replaced, safe to echo in a
@@ -276,10 +324,50 @@ package struct DevicePut: Hashable, Sendable {
     }
 }
 
+/// The body of `PUT /memory/{id}`: exactly `{"size": SIZE}` with SIZE a byte count with
+/// an optional `K`, `M` or `G` suffix, as a string (`"256M"`).
+package struct MemoryPut: Hashable, Sendable {
+    /// The size asked for, in bytes (the resource manager checks the 2 MiB granule).
+    package var size: UInt64
+
+    /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
+    package static func decode(_ body: [UInt8]) throws(BodyError) -> MemoryPut {
+        MemoryPut(size: try JSONBody.decode(SingleField<MemorySizeText>.self, from: body).value.bytes)
+    }
+}
+
+/// A size as `PUT /memory/{id}` takes it.
+struct MemorySizeText: RawRepresentable, BodyField {
+    static var fieldName: String { "size" }
+    /// The examples a refusal shows.
+    static var allCases: [MemorySizeText] { [MemorySizeText(rawValue: "256M")!] }
+
+    let rawValue: String
+    let bytes: UInt64
+
+    init?(rawValue: String) {
+        guard let bytes = try? MemorySize.parseBytes(rawValue) else { return nil }
+        self.rawValue = rawValue
+        self.bytes = bytes
+    }
+}
+
 /// A value the control API takes as the one string field of a JSON object.
 protocol BodyField: RawRepresentable<String>, CaseIterable {
     /// The field's name.
     static var fieldName: String { get }
+    /// What a bad value is told, when listing every case does not say it.
+    static var mustBe: String? { get }
+}
+
+extension BodyField {
+    static var mustBe: String? { nil }
+}
+
+extension MemorySizeText {
+    static var mustBe: String? {
+        "The field \"size\" must be a string of bytes with an optional K, M or G suffix, a multiple of 2 MiB, such as \"256M\"."
+    }
 }
 
 extension VMRunState: BodyField {
@@ -307,7 +395,7 @@ private struct SingleField<Value: BodyField>: Decodable {
             throw BodyError("The field \"\(name)\" is missing; send {\"\(name)\": \(values[0])}, for example.")
         }
         guard let text = try? container.decode(String.self, forKey: key), let value = Value(rawValue: text) else {
-            throw BodyError("The field \"\(name)\" must be \(values.joined(separator: " or ")).")
+            throw BodyError(Value.mustBe ?? "The field \"\(name)\" must be \(values.joined(separator: " or ")).")
         }
         self.value = value
     }

@@ -52,7 +52,7 @@ package struct DeviceInfo: Codable, Hashable, Sendable {
     package var window: WindowInfo
     /// Its GSI, if it has one.
     package var gsi: UInt32?
-    /// `attached`.
+    /// `attached`, or `removing` while the guest has not ejected it.
     package var state: String
 }
 
@@ -66,7 +66,7 @@ package struct MemoryRegionInfo: Codable, Hashable, Sendable {
     package var base: UInt64
     /// Size in bytes.
     package var size: UInt64
-    /// `attached`.
+    /// `attached`, or `removing` while the guest has not ejected it.
     package var state: String
 }
 
@@ -75,6 +75,8 @@ package struct MemoryRegionInfo: Codable, Hashable, Sendable {
 package struct ResourcesInfo: Codable, Hashable, Sendable {
     /// KVM memory slots.
     package var memorySlots: NumberPoolInfo
+    /// The hot-plug window RAM plugged in later comes from.
+    package var hotplugRAM: AddressPoolInfo
     /// Port I/O.
     package var ports: AddressPoolInfo
     /// The 32-bit MMIO gap.
@@ -87,6 +89,7 @@ package struct ResourcesInfo: Codable, Hashable, Sendable {
     enum CodingKeys: String, CodingKey {
         case ports, mmio, gsis, vcpus
         case memorySlots = "memory_slots"
+        case hotplugRAM = "hotplug_ram"
     }
 }
 
@@ -144,6 +147,9 @@ extension ResourceManager {
         ResourcesInfo(
             memorySlots: Self.numberPool(
                 memorySlots.rangeBase...memorySlots.rangeEnd, owners: ramRegions.mapValues(\.owner)),
+            hotplugRAM: Self.addressPool(
+                hotplugRAM, owners: Dictionary(ramRegions.values.filter(isHotplugged).map { ($0.range, $0.owner) },
+                                               uniquingKeysWith: { first, _ in first })),
             ports: Self.addressPool(ports, owners: portOwners),
             mmio: Self.addressPool(mmio, owners: mmioOwners),
             gsis: Self.numberPool(gsis.rangeBase...gsis.rangeEnd, owners: gsiOwners),

@@ -14,12 +14,31 @@ package protocol VMControl: AnyObject, Sendable {
     /// `PUT /devices/{id}`: plugs in a device of `kind` named `id` while the guest runs
     /// (the vCPUs are paused for the change), all or nothing.
     func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo
-    /// `DELETE /devices/{id}`: unplugs the device (a surprise removal: the guest is not
-    /// asked) and gives back everything it held. COM1 and the exit port cannot be removed.
-    func unplugDevice(id: String) throws(ControlError)
+    /// `DELETE /devices/{id}`: removes the device. If the guest enabled hot-plug
+    /// notifications, it is marked removing and freed when the guest ejects it
+    /// (``Unplugged/removing(_:)``); otherwise it goes at once and everything it held is
+    /// free (``Unplugged/removed``). COM1, the exit port and the hot-plug controller cannot
+    /// be removed.
+    func unplugDevice(id: String) throws(ControlError) -> Unplugged<DeviceInfo>
+    /// `GET /memory` (also what `GET /memory/{id}` looks in): every RAM region.
+    func memoryRegions() -> [MemoryRegionInfo]
+    /// `PUT /memory/{id}`: plugs in `size` bytes of RAM named `id` while the guest runs,
+    /// all or nothing.
+    func plugMemory(id: String, size: UInt64) throws(ControlError) -> MemoryRegionInfo
+    /// `DELETE /memory/{id}`: removes hot-plugged RAM, two-phase like a device. Boot RAM
+    /// cannot be removed.
+    func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo>
 }
 
-/// Device ids of the control API: 1 to 32 characters of `[a-z0-9_-]`.
+/// What a removal did.
+package enum Unplugged<Info: Hashable & Sendable>: Hashable, Sendable {
+    /// Gone at once, every resource free (204).
+    case removed
+    /// Marked removing; the guest was told and frees it by ejecting it (202, with its state).
+    case removing(Info)
+}
+
+/// Device and memory-region ids of the control API: 1 to 32 characters of `[a-z0-9_-]`.
 package enum DeviceID {
     /// Whether `id` is a valid device id.
     package static func isValid(_ id: String) -> Bool {

@@ -104,9 +104,13 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
             self = .kvmUnavailable
         case .failed(.plan(.tooManyCPUs)), .failed(.plan(.resources(.noFreeGSI))),
             .failed(.plan(.resources(.outOfMMIOSpace))), .failed(.plan(.resources(.noFreeInstance))),
-            .failed(.plan(.resources(.noFreeVcpuID))):
+            .failed(.plan(.resources(.noFreeVcpuID))), .failed(.plan(.resources(.outOfMMIOSpaceFor))):
+            // outOfMMIOSpaceFor: the boot devices left no window for the hot-plug controller.
             self = .usage
-        case .failed(.plan(.resources(.reservedRangeTaken))), .failed(.plan(.resources(.notAttached))):
+        case .failed(.plan(.resources(.reservedRangeTaken))), .failed(.plan(.resources(.notAttached))),
+            // Hot-plugged RAM is never planned.
+            .failed(.plan(.resources(.badHotplugSize))), .failed(.plan(.resources(.noFreeHotplugSlot))),
+            .failed(.plan(.resources(.outOfHotplugSpace))):
             self = .internalError
         case .failed(.image(.notFound)), .failed(.image(.unreadable)), .failed(.image(.directory)):
             self = .imageNotFound

@@ -1,7 +1,9 @@
 import KVM
+import Synchronization
 
 /// The guest's RAM: one anonymous `MAP_NORESERVE` host mapping per RAM region, each
-/// registered with KVM as one memory slot.
+/// registered with KVM as one memory slot. Boot RAM is fixed; RAM plugged in while the
+/// guest runs is added and removed (while no vCPU runs) under a lock.
 ///
 /// Every access through this type is bounds-checked against the regions. The host
 /// mappings are unmapped exactly once, when the last reference goes away (devices that do
@@ -14,10 +16,18 @@ package final class GuestMemory: GuestMemoryReader, @unchecked Sendable {
         package let region: RAMRegion
         /// The host mapping.
         package let mapping: GuestMemoryMapping
+
+        /// `region` backed by `mapping`.
+        package init(region: RAMRegion, mapping: GuestMemoryMapping) {
+            self.region = region
+            self.mapping = mapping
+        }
     }
 
-    /// The regions in ascending guest-physical order.
+    /// The boot regions in ascending guest-physical order.
     package let regions: [Mapped]
+    /// Hot-plugged regions, looked up only for addresses outside boot RAM.
+    private let hotplugged = Mutex<[Mapped]>([])
 
     /// Maps each region and registers it with `vm` as its memory slot.
     ///
@@ -35,19 +45,46 @@ package final class GuestMemory: GuestMemoryReader, @unchecked Sendable {
         self.regions = regions
     }
 
-    /// The total RAM size in bytes.
+    /// The total size of boot RAM in bytes.
     package var totalSize: UInt64 { regions.reduce(0) { $0 + $1.region.size } }
 
-    /// Host bytes for `[address, address + count)` if they lie inside one region.
-    /// - Complexity: O(n) in the number of regions (at most two).
+    /// Adds hot-plugged RAM whose memory slot KVM already maps.
+    package func insert(_ mapped: Mapped) {
+        hotplugged.withLock { $0.append(mapped) }
+    }
+
+    /// Removes the hot-plugged region in `slot` after KVM deleted the slot; its host
+    /// memory is unmapped when the returned value (the last reference) goes away.
+    @discardableResult
+    package func remove(slot: UInt32) -> Mapped? {
+        hotplugged.withLock { list in
+            list.firstIndex { $0.region.slot == slot }.map { list.remove(at: $0) }
+        }
+    }
+
+    /// The slots of the hot-plugged regions, ascending.
+    package var hotpluggedSlots: [UInt32] {
+        hotplugged.withLock { $0.map(\.region.slot).sorted() }
+    }
+
+    /// Host bytes for `[address, address + count)` if they lie inside one region. A
+    /// buffer in hot-plugged RAM stays valid until the region is removed, which happens
+    /// only while no vCPU runs.
+    /// - Complexity: O(n) in the number of regions.
     package func hostBuffer(at address: UInt64, count: Int) -> UnsafeMutableRawBufferPointer? {
         guard count >= 0 else { return nil }
-        for mapped in regions where mapped.region.range.contains(address) {
-            let offset = address - mapped.region.base
-            guard UInt64(count) <= mapped.region.size - offset else { return nil }
-            return UnsafeMutableRawBufferPointer(start: mapped.mapping.baseAddress + Int(offset), count: count)
+        if let mapped = regions.first(where: { $0.region.range.contains(address) }) {
+            return Self.buffer(in: mapped, at: address, count: count)
         }
-        return nil
+        return hotplugged.withLock { list in
+            list.first { $0.region.range.contains(address) }.flatMap { Self.buffer(in: $0, at: address, count: count) }
+        }
+    }
+
+    private static func buffer(in mapped: Mapped, at address: UInt64, count: Int) -> UnsafeMutableRawBufferPointer? {
+        let offset = address - mapped.region.base
+        guard UInt64(count) <= mapped.region.size - offset else { return nil }
+        return UnsafeMutableRawBufferPointer(start: mapped.mapping.baseAddress + Int(offset), count: count)
     }
 
     /// Calls `body` with the `count` bytes at guest-physical `address` if they lie entirely

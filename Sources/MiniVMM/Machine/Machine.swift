@@ -38,7 +38,8 @@ final class Machine {
     /// Holds every vCPU out of `KVM_RUN` on request.
     let pauseGate: PauseGate
     /// The machine as the control API sees it.
-    private(set) lazy var controller: any VMControl = MachineController(plan: plan, gate: pauseGate, devices: deviceSet)
+    private(set) lazy var controller: any VMControl = MachineController(
+        plan: plan, gate: pauseGate, devices: deviceSet, logger: host.logger)
 
     /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
     /// straight into it, the boot structures, the vCPUs, then the devices.
@@ -99,19 +100,19 @@ final class Machine {
         mmio = DeviceBus(spaceName: "MMIO", onUnclaimed: Self.unclaimedReporter("MMIO", logger))
         serial = Serial16550(output: host.console, interrupt: IRQLine(vm: vm, gsi: ResourceManager.com1GSI))
         let kvmHost = KVMDeviceHost(vm: vm, memory: memory)
-        deviceSet = DeviceSet(
-            resources: resources, bus: mmio, host: kvmHost,
-            parts: { [memory, console = host.console] line in DeviceParts(interrupt: line, memory: memory, console: console) },
-            table: { [plan] resources, devices in
-                BootInformation.encode(MachinePlan.bootInformationEntries(
-                    ram: plan.ram, resources: resources, devices: devices, vcpus: plan.vcpus))
-            })
+        let hotplug: HotplugController
         do throws(MachineError) {
-            try attachFixed(exitPort, .exitPort, resources: resources)
-            try attachFixed(serial, .com1, resources: resources)
+            let controller = plan.hotplugController
+            hotplug = HotplugController(interrupt: try kvmHost.connectInterrupt(gsi: controller.gsi))
+            try Self.attach(hotplug, to: mmio, at: controller.window, owner: controller.owner)
+            try Self.attach(exitPort, to: ports, at: resources.ports(of: .exitPort), owner: .exitPort)
+            try Self.attach(serial, to: ports, at: resources.ports(of: .com1), owner: .com1)
         } catch {
             throw .machine(error)
         }
+        deviceSet = DeviceSet(
+            resources: resources, bus: mmio, host: kvmHost, controller: hotplug, vcpus: plan.vcpus,
+            parts: { [memory, console = host.console] line in DeviceParts(interrupt: line, memory: memory, console: console) })
         do throws(PlugError) {
             for device in plan.devices { try deviceSet.attachPlanned(device) }
         } catch {
@@ -121,6 +122,8 @@ final class Machine {
             case .resources(let error): throw .plan(.resources(error))
             case .notPlugged(let owner):
                 throw .machine(MachineError(.attachDevice(owner), .inconsistent("not in the plan")))
+            case .tableFull:
+                throw .machine(MachineError(.loadBootStructures, .inconsistent(error.description)))
             }
         }
         logger.debug("machine ready: \(plan.ram.count) RAM slots, \(plan.devices.count) devices, \(vcpus.count) vCPUs")
@@ -153,12 +156,14 @@ final class Machine {
         }
     }
 
-    /// Puts a fixed device on the port bus at the range the plan gave its owner.
-    private func attachFixed(_ device: any BusDevice, _ owner: FixedOwner, resources: ResourceManager) throws(MachineError) {
-        guard let window = resources.ports(of: owner) else {
-            throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("the plan has no ports for it"))
+    /// Puts a fixed device on `bus` at the range the plan gave its owner.
+    private static func attach(
+        _ device: any BusDevice, to bus: DeviceBus, at window: RangeInclusive?, owner: FixedOwner
+    ) throws(MachineError) {
+        guard let window else {
+            throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("the plan has no range for it"))
         }
-        do { try ports.attach(device, to: window) } catch {
+        do { try bus.attach(device, to: window) } catch {
             throw MachineError(.attachDevice(.fixed(owner)), .inconsistent("\(error)"))
         }
     }
@@ -274,11 +279,34 @@ private final class KVMDeviceHost: DeviceHost {
         }
     }
 
+    func mapRAM(for region: RAMRegion) throws(MachineError) -> GuestMemoryMapping {
+        guard region.size <= UInt64(Int.max) else {
+            throw MachineError(.hotplugRAM(region.owner), .kvm(.failed(operation: "mmap", errno: .invalidArgument)))
+        }
+        do { return try GuestMemoryMapping(size: Int(region.size)) } catch {
+            throw MachineError(.hotplugRAM(region.owner), .kvm(error))
+        }
+    }
+
+    func registerRAM(_ region: RAMRegion, mapping: GuestMemoryMapping) throws(MachineError) {
+        do { try vm.setUserMemoryRegion(slot: region.slot, guestAddress: region.base, mapping: mapping) } catch {
+            throw MachineError(.hotplugRAM(region.owner), .kvm(error))
+        }
+        memory.insert(GuestMemory.Mapped(region: region, mapping: mapping))
+    }
+
+    func unregisterRAM(_ region: RAMRegion) throws(MachineError) {
+        do { try vm.deleteUserMemoryRegion(slot: region.slot) } catch {
+            throw MachineError(.hotplugRAM(region.owner), .kvm(error))
+        }
+        memory.remove(slot: region.slot)
+    }
+
     func writeBootTable(_ bytes: [UInt8]) throws(MachineError) {
         guard UInt64(bytes.count) <= GuestMemoryLayout.bootInfoCapacity,
               memory.write(bytes, at: GuestMemoryLayout.bootInfoAddress)
         else {
-            throw MachineError(.loadBootStructures, .inconsistent("the boot-information table (\(bytes.count) bytes) does not fit"))
+            throw MachineError(.hotplug, .inconsistent("the boot-information table (\(bytes.count) bytes) does not fit"))
         }
     }
 }

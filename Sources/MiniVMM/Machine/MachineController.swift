@@ -1,39 +1,52 @@
+import Dispatch
+import Logging
 import Synchronization
 import VMAllocator
 
 /// The running machine as the control API sees it: its state, devices, RAM and resources,
-/// and pause/resume. One lock serialises every request, so a reader never sees a change
+/// pause/resume, and plugging and removing devices and RAM. One lock serialises every
+/// request and every completion of a guest's EJECT, so a reader never sees a change
 /// half-applied.
 final class MachineController: VMControl {
     private struct State {
         var runState = VMRunState.running
-        /// The control API's id of each device: its owner's name for boot devices, the
-        /// name given in `PUT /devices/{id}` for plugged ones.
+        /// The control API's id of each device and RAM region: its owner's name for boot
+        /// ones, the name given in `PUT /devices/{id}` or `PUT /memory/{id}` for plugged ones.
         var ids: [Owner: String] = [:]
     }
 
     private let plan: MachinePlan
     private let gate: PauseGate
+    private let logger: Logger
     // Touched only with `state`'s lock held: the lock serialises every request.
     nonisolated(unsafe) private let deviceSet: DeviceSet
     private let state = Mutex(State())
+    /// Where the guest's ejects are completed: off the vCPU thread that wrote EJECT, since
+    /// completing one pauses every vCPU.
+    private let ejects = DispatchQueue(label: "minivmm.hotplug")
 
     /// A controller for the machine `plan` describes, pausing through `gate`, with the
     /// devices and resources of `devices`.
-    init(plan: MachinePlan, gate: PauseGate, devices: DeviceSet) {
+    init(plan: MachinePlan, gate: PauseGate, devices: DeviceSet, logger: Logger) {
         self.plan = plan
         self.gate = gate
+        self.logger = logger
         self.deviceSet = devices
         state.withLock { state in
             for plugged in devices.devices { state.ids[plugged.resources.owner] = "\(plugged.resources.owner)" }
+            for region in devices.resources.liveRAM { state.ids[region.owner] = "\(region.owner)" }
+        }
+        devices.controller.setEjectHandler { [weak self, ejects] entry in
+            guard let self else { return }
+            ejects.async { self.completeRemoval(of: entry) }
         }
     }
 
     func vmInfo() -> VMInfo {
         state.withLock { state in
             VMInfo(
-                state: state.runState, memoryBytes: plan.layout.memorySize, devices: deviceList(state),
-                memoryRegions: plan.ram.map(\.info))
+                state: state.runState, memoryBytes: deviceSet.resources.liveRAM.reduce(0) { $0 + $1.size },
+                devices: deviceList(state), memoryRegions: regionList(state))
         }
     }
 
@@ -43,6 +56,10 @@ final class MachineController: VMControl {
 
     func devices() -> [DeviceInfo] {
         state.withLock { state in deviceList(state) }
+    }
+
+    func memoryRegions() -> [MemoryRegionInfo] {
+        state.withLock { state in regionList(state) }
     }
 
     /// Call with the lock held.
@@ -58,11 +75,31 @@ final class MachineController: VMControl {
         }
         for device in deviceSet.devices.map(\.resources) {
             list.append(DeviceInfo(
-                id: state.ids[device.owner] ?? "\(device.owner)", kind: device.kind.rawValue, instance: device.instance, space: "mmio",
-                window: WindowInfo(start: device.window.start, end: device.window.end), gsi: device.gsi,
+                id: state.ids[device.owner] ?? "\(device.owner)", kind: device.kind.rawValue, instance: device.instance,
+                space: "mmio", window: WindowInfo(start: device.window.start, end: device.window.end), gsi: device.gsi,
+                state: Self.stateName(removing: deviceSet.isRemoving(device.owner))))
+        }
+        let controller = FixedOwner.hotplugController
+        if let window = resources.mmio(of: controller) {
+            list.append(DeviceInfo(
+                id: controller.rawValue, kind: controller.rawValue, instance: 0, space: "mmio",
+                window: WindowInfo(start: window.start, end: window.end), gsi: resources.gsi(of: controller),
                 state: "attached"))
         }
         return list
+    }
+
+    /// Call with the lock held.
+    private func regionList(_ state: State) -> [MemoryRegionInfo] {
+        deviceSet.resources.liveRAM.map { region in
+            MemoryRegionInfo(
+                id: state.ids[region.owner] ?? "\(region.owner)", slot: region.slot, base: region.base, size: region.size,
+                state: Self.stateName(removing: deviceSet.isRemoving(region.owner)))
+        }
+    }
+
+    private static func stateName(removing: Bool) -> String {
+        removing ? "removing" : "attached"
     }
 
     func setState(_ runState: VMRunState) throws(ControlError) {
@@ -82,18 +119,8 @@ final class MachineController: VMControl {
 
     func plugDevice(id: String, kind: DeviceKind) throws(ControlError) -> DeviceInfo {
         try state.withLock { state throws(ControlError) in
-            guard DeviceID.isValid(id) else {
-                throw .invalid("device id '\(id)' is not 1 to 32 characters of a-z, 0-9, '_' and '-'")
-            }
-            guard !deviceList(state).contains(where: { $0.id == id }) else {
-                throw .conflict("device id '\(id)' is in use: choose another id or delete that device first")
-            }
-            let taken: DeviceResources
-            do throws(PlugError) {
-                taken = try whilePaused(state) { () throws(PlugError) in try deviceSet.plug(kind) }
-            } catch {
-                throw Self.controlError(error)
-            }
+            try Self.checkNewID(id, what: "device", inUse: deviceList(state).map(\.id))
+            let taken = try whilePaused(state) { () throws(PlugError) in try deviceSet.plug(kind) }
             state.ids[taken.owner] = id
             guard let info = deviceList(state).first(where: { $0.id == id }) else {
                 throw .internalFailure("device \(id) was plugged in but is not listed")
@@ -102,35 +129,93 @@ final class MachineController: VMControl {
         }
     }
 
-    func unplugDevice(id: String) throws(ControlError) {
+    func unplugDevice(id: String) throws(ControlError) -> Unplugged<DeviceInfo> {
         try state.withLock { state throws(ControlError) in
             guard let info = deviceList(state).first(where: { $0.id == id }) else {
                 throw .notFound("no device '\(id)': GET /devices lists them")
             }
-            guard let owner = state.ids.first(where: { $0.value == id })?.key else {
-                throw .conflict("\(info.id) cannot be removed: COM1 and the exit port are part of every machine")
+            guard let owner = state.ids.first(where: { $0.value == id && !Self.isRAM($0.key) })?.key else {
+                throw .conflict("\(info.id) cannot be removed: COM1, the exit port and the hot-plug controller are part of every machine")
             }
-            do throws(PlugError) {
-                try whilePaused(state) { () throws(PlugError) in try deviceSet.unplug(owner) }
+            let removal = try whilePaused(state) { () throws(PlugError) in try deviceSet.remove(owner) }
+            guard removal == .removing else {
+                state.ids[owner] = nil
+                return .removed
+            }
+            return .removing(deviceList(state).first { $0.id == id } ?? info)
+        }
+    }
+
+    func plugMemory(id: String, size: UInt64) throws(ControlError) -> MemoryRegionInfo {
+        try state.withLock { state throws(ControlError) in
+            try Self.checkNewID(id, what: "memory region", inUse: regionList(state).map(\.id))
+            let region = try whilePaused(state) { () throws(PlugError) in try deviceSet.plugRAM(size: size) }
+            state.ids[region.owner] = id
+            guard let info = regionList(state).first(where: { $0.id == id }) else {
+                throw .internalFailure("memory region \(id) was plugged in but is not listed")
+            }
+            return info
+        }
+    }
+
+    func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo> {
+        try state.withLock { state throws(ControlError) in
+            guard let info = regionList(state).first(where: { $0.id == id }) else {
+                throw .notFound("no memory region '\(id)': GET /memory lists them")
+            }
+            guard let owner = state.ids.first(where: { $0.value == id && Self.isRAM($0.key) })?.key,
+                  deviceSet.entryID(of: owner) != nil
+            else {
+                throw .conflict("\(info.id) is boot RAM, which cannot be removed; only RAM added with PUT /memory can")
+            }
+            let removal = try whilePaused(state) { () throws(PlugError) in try deviceSet.remove(owner) }
+            guard removal == .removing else {
+                state.ids[owner] = nil
+                return .removed
+            }
+            return .removing(regionList(state).first { $0.id == id } ?? info)
+        }
+    }
+
+    /// Frees what the guest ejected, on the eject queue.
+    private func completeRemoval(of entry: BootInformation.EntryID) {
+        state.withLock { state in
+            do throws(ControlError) {
+                let owner = state.ids.keys.first { deviceSet.entryID(of: $0) == entry }
+                try whilePaused(state) { () throws(PlugError) in try deviceSet.completeRemoval(of: entry) }
+                if let owner { state.ids[owner] = nil }
             } catch {
-                throw Self.controlError(error)
+                logger.error("cannot complete the removal the guest ejected (\(entry)): \(error)")
             }
-            state.ids[owner] = nil
         }
     }
 
     /// Runs `change` with every vCPU out of `KVM_RUN`, resuming them after if they ran.
-    private func whilePaused<T>(_ state: State, _ change: () throws(PlugError) -> T) throws(PlugError) -> T {
+    private func whilePaused<T>(_ state: State, _ change: () throws(PlugError) -> T) throws(ControlError) -> T {
         let running = state.runState == .running
         if running { gate.pause() }
         defer { if running { gate.resume() } }
-        return try change()
+        do { return try change() } catch { throw Self.controlError(error) }
+    }
+
+    private static func checkNewID(_ id: String, what: String, inUse: [String]) throws(ControlError) {
+        guard DeviceID.isValid(id) else {
+            throw .invalid("\(what) id '\(id)' is not 1 to 32 characters of a-z, 0-9, '_' and '-'")
+        }
+        guard !inUse.contains(id) else {
+            throw .conflict("\(what) id '\(id)' is in use: choose another id or delete that \(what) first")
+        }
+    }
+
+    private static func isRAM(_ owner: Owner) -> Bool {
+        if case .ram = owner { true } else { false }
     }
 
     private static func controlError(_ error: PlugError) -> ControlError {
         switch error {
         case .resources(.notAttached), .notPlugged: .notFound(error.description)
-        case .resources: .conflict(error.description)
+        case .resources(.badHotplugSize): .invalid(error.description)
+        case .resources, .tableFull: .conflict(error.description)
         case .machine: .internalFailure(error.description)
         }
     }

@@ -25,6 +25,10 @@ package struct MachineError: Error, Hashable, Sendable, CustomStringConvertible 
         case startHostIO
         /// Running vCPU `id` (`KVM_RUN` failed).
         case runVcpu(UInt32)
+        /// Mapping or registering hot-plugged RAM `owner`, or deleting its memory slot.
+        case hotplugRAM(Owner)
+        /// A hot-plug change: rewriting the table, completing a removal.
+        case hotplug
 
         /// The step as users read it.
         package var description: String {
@@ -39,6 +43,8 @@ package struct MachineError: Error, Hashable, Sendable, CustomStringConvertible 
             case .connectInterrupt(let gsi): "irqfd for GSI \(gsi)"
             case .startHostIO: "host I/O set-up"
             case .runVcpu(let id): "run vCPU \(id)"
+            case .hotplugRAM(let owner): "hot-plug RAM \(owner)"
+            case .hotplug: "hot-plug"
             }
         }
     }

@@ -50,6 +50,13 @@ package struct GuestMemoryLayout: Hashable, Sendable {
     /// Size of the TSS area (12 KiB).
     package static let tssSize: UInt64 = 0x3000
 
+    /// Bytes in the hot-plug window (16 GiB).
+    package static let hotplugWindowSize: UInt64 = 16 << 30
+    /// Alignment and size granule of hot-plugged RAM (2 MiB: one large page of the identity map).
+    package static let hotplugAlignment: UInt64 = 2 << 20
+    /// The hot-plug window starts on a boundary of this many bytes (1 GiB).
+    package static let hotplugWindowAlignment: UInt64 = 1 << 30
+
     /// The total RAM size this layout was made for.
     package let memorySize: UInt64
     /// The boot RAM ranges, ascending: low RAM, then RAM above 4 GiB when there is any.
@@ -82,6 +89,17 @@ package struct GuestMemoryLayout: Hashable, Sendable {
 
     /// One past the highest RAM address (what the page tables must identity-map).
     package var endOfRAM: UInt64 { ranges[ranges.count - 1].end + 1 }
+
+    /// Where RAM plugged in while the guest runs goes: ``hotplugWindowSize`` bytes from the
+    /// first 1 GiB boundary at or above both 4 GiB and the end of boot RAM.
+    package var hotplugWindow: RangeInclusive { Self.hotplugWindow(endOfRAM: endOfRAM) }
+
+    /// The hot-plug window of a machine whose boot RAM ends at `endOfRAM` (exclusive).
+    package static func hotplugWindow(endOfRAM: UInt64) -> RangeInclusive {
+        let floor = max(endOfRAM, highMemoryBase)
+        let base = (floor + hotplugWindowAlignment - 1) / hotplugWindowAlignment * hotplugWindowAlignment
+        return range(base, size: hotplugWindowSize)
+    }
 
     /// A range of `size` bytes at `base`; callers pass non-empty ranges inside 64 bits.
     static func range(_ base: UInt64, size: UInt64) -> RangeInclusive {

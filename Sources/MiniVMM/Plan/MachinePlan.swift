@@ -26,8 +26,10 @@ package struct MachinePlan: Hashable, Sendable {
                 let (sum, overflow) = requested.addingReportingOverflow(configuration.count(of: kind))
                 requested = overflow ? Int.max : sum
             }
-            if requested > ResourceManager.deviceGSICount {
-                throw .tooManyDevices(requested: requested, available: ResourceManager.deviceGSICount)
+            // One device GSI is the hot-plug controller's.
+            let available = ResourceManager.deviceGSICount - 1
+            if requested > available {
+                throw .tooManyDevices(requested: requested, available: available)
             }
             do {
                 layout = try GuestMemoryLayout(memorySize: configuration.memorySize)
@@ -64,6 +66,8 @@ package struct MachinePlan: Hashable, Sendable {
     package private(set) var devices: [DeviceResources] = []
     /// vCPU IDs (also local APIC IDs), ascending; the first is the bootstrap processor.
     package private(set) var vcpus: [UInt32] = []
+    /// The hot-plug controller's window and GSI, taken after the boot devices.
+    package let hotplugController: FixedDeviceResources
 
     /// Finishes `blueprint` for a host with `host` limits: a memory slot for each boot RAM
     /// range, a vCPU ID for each CPU, then for each device kind in registry order and each instance, its window and
@@ -88,10 +92,11 @@ package struct MachinePlan: Hashable, Sendable {
         configuration = blueprint.configuration
         self.layout = layout
         do {
+            let window = layout.hotplugWindow
             if let mmioSpace {
-                resources = try ResourceManager(memorySlotCount: host.memorySlots, mmioSpace: mmioSpace)
+                resources = try ResourceManager(memorySlotCount: host.memorySlots, mmioSpace: mmioSpace, hotplugWindow: window)
             } else {
-                resources = try ResourceManager(memorySlotCount: host.memorySlots)
+                resources = try ResourceManager(memorySlotCount: host.memorySlots, hotplugWindow: window)
             }
             for (index, range) in layout.ranges.enumerated() {
                 ram.append(try resources.takeMemorySlot(for: range, owner: .ram(index)))
@@ -104,30 +109,35 @@ package struct MachinePlan: Hashable, Sendable {
                     devices.append(try resources.attach(kind))
                 }
             }
+            hotplugController = try resources.attachHotplugController()
         } catch {
             throw .resources(error)
         }
     }
 
     /// The boot-information entries in ABI order: RAM regions, exit port, COM1, IOAPIC,
-    /// local APIC, the devices by kind and instance, then one entry per CPU by APIC ID.
+    /// local APIC, the devices by kind and instance, the hot-plug controller, then one
+    /// entry per CPU by APIC ID.
     ///
     /// - Complexity: O(number of regions and devices).
     package var bootInformationEntries: [BootInformation.Entry] {
-        Self.bootInformationEntries(ram: ram, resources: resources, devices: devices, vcpus: vcpus)
+        Self.bootInformationEntries(resources: resources, devices: devices, vcpus: vcpus)
     }
 
-    /// The boot-information entries of a machine with this RAM, these resources, devices
-    /// and vCPUs, in ABI order (the same order for the boot table and every rewrite).
+    /// The boot-information entries of a machine with these resources (its RAM regions
+    /// and fixed devices), devices and vCPUs, in ABI order (the same order for the boot
+    /// table and every rewrite); the entries `removing` names carry the REMOVING flag.
     ///
-    /// - Complexity: O(number of regions and devices).
+    /// - Complexity: O(n log n) in the number of regions and devices.
     package static func bootInformationEntries(
-        ram: [RAMRegion], resources: ResourceManager, devices: [DeviceResources], vcpus: [UInt32]
+        resources: ResourceManager, devices: [DeviceResources], vcpus: [UInt32],
+        removing: Set<BootInformation.EntryID> = []
     ) -> [BootInformation.Entry] {
-        var entries = ram.enumerated().map { index, region in
+        var entries = resources.liveRAM.map { region in
+            // A RAM region's instance is its memory slot (boot RAM: 0, 1 in address order).
             BootInformation.Entry(
-                kind: .ram, instance: UInt16(index), gsi: nil, base: region.base, size: region.size,
-                memorySlot: region.slot)
+                kind: .ram, instance: UInt16(truncatingIfNeeded: region.slot), gsi: nil, base: region.base,
+                size: region.size, memorySlot: region.slot)
         }
         let fixed: [(BootInformation.Kind, RangeInclusive?, UInt32?)] = [
             (.exitPort, resources.ports(of: .exitPort), nil),
@@ -142,6 +152,13 @@ package struct MachinePlan: Hashable, Sendable {
             entries.append(.init(
                 kind: device.kind.descriptor.bootKind, instance: UInt16(truncatingIfNeeded: device.instance),
                 gsi: device.gsi, base: device.window.start, size: device.window.count, memorySlot: nil))
+        }
+        if let window = resources.mmio(of: .hotplugController), let gsi = resources.gsi(of: .hotplugController) {
+            entries.append(.init(
+                kind: .hotplugController, instance: 0, gsi: gsi, base: window.start, size: window.count, memorySlot: nil))
+        }
+        for index in entries.indices where removing.contains(entries[index].id) {
+            entries[index].flags |= BootInformation.removingFlag
         }
         for id in vcpus {
             entries.append(.init(kind: .cpu, instance: UInt16(id), gsi: nil, base: 0, size: 0, memorySlot: nil))

@@ -10,6 +10,21 @@ package enum MemorySize {
     /// - Throws: ``ConfigurationError/invalidMemory(text:_:)`` naming the problem.
     /// - Complexity: O(n) in the length of `text`.
     package static func parse(_ text: String) throws(ConfigurationError) -> UInt64 {
+        let bytes = try parseBytes(text)
+        do {
+            _ = try GuestMemoryLayout(memorySize: bytes)
+        } catch {
+            throw .invalidMemory(text: text, error)
+        }
+        return bytes
+    }
+
+    /// Parses `text` as a byte count with an optional suffix, with no limits beyond 64
+    /// bits (hot-plugged RAM has its own, checked by the resource manager).
+    ///
+    /// - Throws: ``ConfigurationError/invalidMemory(text:_:)`` naming the problem.
+    /// - Complexity: O(n) in the length of `text`.
+    package static func parseBytes(_ text: String) throws(ConfigurationError) -> UInt64 {
         var digits = Substring(text)
         var shift: UInt64 = 0
         if let last = digits.last, !last.isNumber {
@@ -26,11 +41,6 @@ package enum MemorySize {
         }
         let (bytes, overflow) = number.multipliedReportingOverflow(by: 1 << shift)
         guard !overflow else { throw .invalidMemory(text: text, .tooLarge) }
-        do {
-            _ = try GuestMemoryLayout(memorySize: bytes)
-        } catch {
-            throw .invalidMemory(text: text, error)
-        }
         return bytes
     }
 }

@@ -2,7 +2,8 @@
 /// the machine; rendered as text (`timer0`, `ram1`, `com1`) only at the edge, by
 /// ``description``.
 package enum Owner: Hashable, Sendable, Comparable, CustomStringConvertible {
-    /// Boot RAM region `index` (`ram0`, `ram1`).
+    /// The RAM region in memory slot `n` (`ram0`, `ram1` for boot RAM; hot-plugged RAM
+    /// continues with its own slot).
     case ram(Int)
     /// Device `instance` of `kind` (`timer0`, `dma-console1`).
     case device(DeviceKind, instance: UInt32)
@@ -45,6 +46,8 @@ package enum FixedOwner: String, Hashable, Sendable, Comparable, CaseIterable {
     case identityMap = "kvm-identity-map"
     /// KVM's TSS pages.
     case tss = "kvm-tss"
+    /// The hot-plug controller (guest ABI version 2).
+    case hotplugController = "hotplug-controller"
 
     package static func < (lhs: FixedOwner, rhs: FixedOwner) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

@@ -1,3 +1,5 @@
+import VMAllocator
+
 /// Why the resource manager could not hand out or take back a resource. Each case describes
 /// itself in one line that can be shown to the user as is.
 package enum ResourceError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -16,6 +18,14 @@ package enum ResourceError: Error, Hashable, Sendable, CustomStringConvertible {
     case reservedRangeTaken(owner: Owner, start: UInt64, end: UInt64)
     /// A device to detach does not hold the resources it claims.
     case notAttached(Owner)
+    /// No window left in the 32-bit MMIO gap for a fixed device.
+    case outOfMMIOSpaceFor(Owner)
+    /// Hot-plugged RAM must be a positive multiple of 2 MiB.
+    case badHotplugSize(UInt64)
+    /// Every KVM memory slot is taken, so no RAM can be plugged in.
+    case noFreeHotplugSlot(available: UInt32)
+    /// No free range of that size is left in the hot-plug window.
+    case outOfHotplugSpace(size: UInt64, window: RangeInclusive)
 
     /// A one-line explanation for the user.
     package var description: String {
@@ -36,6 +46,14 @@ package enum ResourceError: Error, Hashable, Sendable, CustomStringConvertible {
             return "internal error: the fixed range \(ResourceFormat.hexRange(start, end)) for \(owner) is not free"
         case .notAttached(let owner):
             return "\(owner) does not hold the resources it was given"
+        case .outOfMMIOSpaceFor(let owner):
+            return "no free 4 KiB window left in the 32-bit MMIO gap for \(owner)"
+        case .badHotplugSize(let size):
+            return "hot-plugged RAM must be a positive multiple of 2 MiB, not \(size) bytes"
+        case .noFreeHotplugSlot(let available):
+            return "no free KVM memory slot for more RAM: all \(available) slots the host offers are in use"
+        case .outOfHotplugSpace(let size, let window):
+            return "no free \(ResourceFormat.size(size)) range left in the \(ResourceFormat.size(window.count)) hot-plug window \(ResourceFormat.hexRange(window.start, window.end))"
         }
     }
 }

@@ -34,6 +34,9 @@ extension ResourcesInfo {
                     ResourceFormat.size(region.size), allocation.owner]
         })
 
+        lines.append("Hot-plug RAM (window \(ResourceFormat.hexRange(hotplugRAM.range.start, hotplugRAM.range.end, digits: 9))):")
+        lines += ResourceFormat.table(Self.rangeRows(hotplugRAM, digits: 9, size: ResourceFormat.size))
+
         lines.append("MMIO (32-bit gap \(ResourceFormat.hexRange(mmio.range.start, mmio.range.end, digits: 8))):")
         lines += ResourceFormat.table(Self.rangeRows(mmio, digits: 8, size: ResourceFormat.size))
 

@@ -40,6 +40,8 @@ package struct ResourceManager: Hashable, Sendable {
 
     /// Memory-slot IDs over `0..<memorySlotCount`.
     package private(set) var memorySlots: IdAllocator
+    /// RAM plugged in while the guest runs, over the layout's hot-plug window.
+    package private(set) var hotplugRAM: AddressAllocator
     /// Port I/O over `[0, 0xFFFF]`.
     package private(set) var ports: AddressAllocator
     /// MMIO over the 32-bit gap.
@@ -67,19 +69,28 @@ package struct ResourceManager: Hashable, Sendable {
     /// A manager with the fixed resources taken: legacy and COM1 ports, the exit port, the
     /// reserved MMIO pages and COM1's GSI.
     ///
-    /// - Parameter memorySlotCount: how many KVM memory slots the host offers
-    ///   (`KVM_CAP_NR_MEMSLOTS`), at least 1.
-    package init(memorySlotCount: UInt32) throws(ResourceError) {
+    /// - Parameters:
+    ///   - memorySlotCount: how many KVM memory slots the host offers
+    ///     (`KVM_CAP_NR_MEMSLOTS`), at least 1.
+    ///   - hotplugWindow: where hot-plugged RAM goes (``GuestMemoryLayout/hotplugWindow``);
+    ///     by default the window of a machine with at most 3 GiB of boot RAM.
+    package init(
+        memorySlotCount: UInt32, hotplugWindow: RangeInclusive = GuestMemoryLayout.hotplugWindow(endOfRAM: 0)
+    ) throws(ResourceError) {
         try self.init(memorySlotCount: memorySlotCount, mmioSpace: Self.makeAddressAllocator(
-            GuestMemoryLayout.mmioGapStart...GuestMemoryLayout.mmioGapLastAddress))
+            GuestMemoryLayout.mmioGapStart...GuestMemoryLayout.mmioGapLastAddress), hotplugWindow: hotplugWindow)
     }
 
-    /// Like ``init(memorySlotCount:)``, but device windows come from `mmioSpace`, which may
-    /// already have allocations (tests use it to run out of MMIO space). The reserved pages
-    /// must still be free in it.
-    package init(memorySlotCount: UInt32, mmioSpace: AddressAllocator) throws(ResourceError) {
+    /// Like ``init(memorySlotCount:hotplugWindow:)``, but device windows come from
+    /// `mmioSpace`, which may already have allocations (tests use it to run out of MMIO
+    /// space). The reserved pages must still be free in it.
+    package init(
+        memorySlotCount: UInt32, mmioSpace: AddressAllocator,
+        hotplugWindow: RangeInclusive = GuestMemoryLayout.hotplugWindow(endOfRAM: 0)
+    ) throws(ResourceError) {
         // The plan refuses a host without slots before it gets here.
         memorySlots = Self.makeIdAllocator(0...max(memorySlotCount, 1) - 1)
+        hotplugRAM = Self.makeAddressAllocator(hotplugWindow.start...hotplugWindow.end)
         ports = Self.makeAddressAllocator(0...0xFFFF)
         mmio = mmioSpace
         foreignMMIO = Set(mmioSpace.allocations)
@@ -116,6 +127,77 @@ package struct ResourceManager: Hashable, Sendable {
         ramRegions[slot] = region
         checkInvariants()
         return region
+    }
+
+    /// Takes the lowest free memory slot and the lowest free 2 MiB-aligned range of the
+    /// hot-plug window for `size` bytes of RAM plugged in while the guest runs; all or
+    /// nothing. The region's owner is `ram<slot>`.
+    ///
+    /// - Throws: ``ResourceError/badHotplugSize(_:)``,
+    ///   ``ResourceError/noFreeHotplugSlot(available:)`` or
+    ///   ``ResourceError/outOfHotplugSpace(size:window:)``; nothing changes then.
+    /// - Complexity: O(log n) in the number of allocations.
+    package mutating func attachRAM(size: UInt64) throws(ResourceError) -> RAMRegion {
+        let granule = GuestMemoryLayout.hotplugAlignment
+        guard size > 0, size % granule == 0 else { throw .badHotplugSize(size) }
+        var next = self
+        let slot: UInt32
+        do { slot = try next.memorySlots.allocateID() } catch {
+            throw .noFreeHotplugSlot(available: memorySlots.rangeEnd - memorySlots.rangeBase + 1)
+        }
+        let range: RangeInclusive
+        do { range = try next.hotplugRAM.allocate(size: size, alignment: granule, policy: .firstMatch) } catch {
+            throw .outOfHotplugSpace(size: size, window: hotplugWindow)
+        }
+        let region = RAMRegion(range: range, slot: slot, owner: .ram(Int(slot)))
+        next.ramRegions[slot] = region
+        next.checkInvariants()
+        self = next
+        return region
+    }
+
+    /// Gives back the slot and range of hot-plugged RAM `region`; all or nothing.
+    ///
+    /// - Throws: ``ResourceError/notAttached(_:)`` unless `region` is hot-plugged RAM the
+    ///   manager handed out (boot RAM is never detached); nothing changes then.
+    /// - Complexity: O(log n) in the number of allocations plus O(s) for s taken slots.
+    package mutating func detachRAM(_ region: RAMRegion) throws(ResourceError) {
+        guard ramRegions[region.slot] == region, isHotplugged(region) else { throw .notAttached(region.owner) }
+        var next = self
+        do {
+            try next.hotplugRAM.free(region.range)
+            _ = try next.memorySlots.freeID(region.slot)
+        } catch {
+            throw .notAttached(region.owner)
+        }
+        next.ramRegions[region.slot] = nil
+        // As for GSIs: forget the released slot so the value is the one before the attach.
+        next.memorySlots = Self.withoutHistory(next.memorySlots, live: next.ramRegions.keys)
+        next.checkInvariants()
+        self = next
+    }
+
+    /// Keeps hot-plugged RAM `region`'s slot and range taken for good, owned by
+    /// ``Owner/quarantined``: the host would not delete its KVM memory slot.
+    ///
+    /// - Throws: ``ResourceError/notAttached(_:)`` unless `region` is hot-plugged RAM of
+    ///   this manager; nothing changes then.
+    package mutating func quarantine(ram region: RAMRegion) throws(ResourceError) {
+        guard ramRegions[region.slot]?.range == region.range, isHotplugged(region) else { throw .notAttached(region.owner) }
+        ramRegions[region.slot] = RAMRegion(range: region.range, slot: region.slot, owner: .quarantined)
+        checkInvariants()
+    }
+
+    /// Whether `region` lies in the hot-plug window (boot RAM never does).
+    package func isHotplugged(_ region: RAMRegion) -> Bool {
+        hotplugRAM.base <= region.base && region.range.end <= hotplugRAM.end
+    }
+
+    /// The range hot-plugged RAM comes from.
+    package var hotplugWindow: RangeInclusive {
+        do { return try RangeInclusive(start: hotplugRAM.base, end: hotplugRAM.end) } catch {
+            fatalError("an allocator's range is valid: \(error)")
+        }
     }
 
     // MARK: vCPUs
@@ -167,6 +249,32 @@ package struct ResourceManager: Hashable, Sendable {
         next.checkInvariants()
         self = next
         return DeviceResources(kind: kind, instance: instance, window: window, gsi: gsi)
+    }
+
+    /// Takes the hot-plug controller's window and GSI, each the lowest free, like a
+    /// device's; the plan does this after the boot devices.
+    ///
+    /// - Throws: ``ResourceError`` naming what ran out; nothing changes then.
+    /// - Complexity: O(log n) in the number of allocations.
+    package mutating func attachHotplugController() throws(ResourceError) -> FixedDeviceResources {
+        let owner = Owner.fixed(.hotplugController)
+        var next = self
+        let window: RangeInclusive
+        do {
+            window = try next.mmio.allocate(
+                size: HotplugController.windowSize, alignment: HotplugController.windowSize, policy: .firstMatch)
+        } catch {
+            throw .outOfMMIOSpaceFor(owner)
+        }
+        next.mmioOwners[window] = owner
+        let gsi: UInt32
+        do { gsi = try next.gsis.allocateID() } catch {
+            throw .noFreeGSI(owner: owner, available: Self.deviceGSICount)
+        }
+        next.gsiOwners[gsi] = owner
+        next.checkInvariants()
+        self = next
+        return FixedDeviceResources(owner: .hotplugController, window: window, gsi: gsi)
     }
 
     /// Gives back everything `device` took in ``attach(_:)``; all or nothing.
@@ -241,6 +349,19 @@ package struct ResourceManager: Hashable, Sendable {
         mmioOwners.first { $0.value == .fixed(owner) }?.key
     }
 
+    /// The GSI of a fixed owner (COM1, the hot-plug controller).
+    package func gsi(of owner: FixedOwner) -> UInt32? {
+        gsiOwners.first { $0.value == .fixed(owner) }?.key
+    }
+
+    /// The RAM regions, ascending by base (boot RAM, then hot-plugged RAM), quarantined
+    /// ones left out.
+    ///
+    /// - Complexity: O(s log s) for s taken slots.
+    package var liveRAM: [RAMRegion] {
+        ramRegions.values.filter { $0.owner != .quarantined }.sorted { $0.base < $1.base }
+    }
+
     // MARK: Invariants
 
     /// In debug builds, traps unless the owner records name exactly the allocations.
@@ -253,6 +374,8 @@ package struct ResourceManager: Hashable, Sendable {
                "GSI owners vs allocations")
         assert(ramRegions.keys.allSatisfy { memorySlots.isAllocated($0) }
                && memorySlots.allocatedCount == UInt64(ramRegions.count), "RAM regions vs slot allocations")
+        assert(Set(hotplugRAM.allocations) == Set(ramRegions.values.filter(isHotplugged).map(\.range)),
+               "hot-plug RAM allocations vs regions")
         assert(vcpuOwners.keys.allSatisfy { vcpuIDs.isAllocated($0) }
                && vcpuIDs.allocatedCount == UInt64(vcpuOwners.count), "vCPU owners vs IDs")
         assert(DeviceKind.allCases.allSatisfy { kind in
@@ -295,6 +418,16 @@ package struct ResourceManager: Hashable, Sendable {
             fatalError("callers pass a valid range: \(error)")
         }
     }
+}
+
+/// What a fixed MMIO device with an interrupt holds (the hot-plug controller).
+package struct FixedDeviceResources: Hashable, Sendable {
+    /// Who holds them.
+    package let owner: FixedOwner
+    /// The register window.
+    package let window: RangeInclusive
+    /// The GSI it raises.
+    package let gsi: UInt32
 }
 
 /// What one device holds: its kind and instance number, its MMIO window and its GSI.
