@@ -64,7 +64,7 @@
  * not know must be skipped: new kinds may appear at any position in version 1. */
 #define KIND_CPU 8
 /* ABI version 2: the hot-plug controller, always present (instance 0, MMIO, a GSI). */
-#define KIND_HOTPLUG 9
+#define KIND_HOTPLUG_CONTROLLER 9
 
 /* Hot-plug controller registers (32-bit). */
 #define HOTPLUG_MAGIC_VALUE 0x474C5048 /* "HPLG" */

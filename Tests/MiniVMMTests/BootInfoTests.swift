@@ -54,9 +54,10 @@ struct BootInfoTests {
         #expect(table.version == 1)
         #expect(table.headerSize == 16)
         #expect(table.entrySize == 32)
-        // Seven entries, plus the CPU entry every table has since SMP (docs/guest-abi.md).
-        #expect(table.count == 8)
-        #expect(table.totalSize == 16 + 8 * 32)
+        // Seven entries, the hot-plug controller (ABI version 2), and the CPU entry every
+        // table has since SMP (docs/guest-abi.md).
+        #expect(table.count == 9)
+        #expect(table.totalSize == 16 + 9 * 32)
         #expect(bytes.count == Int(table.totalSize))
     }
 
@@ -73,6 +74,7 @@ struct BootInfoTests {
             E(kind: 5, instance: 0, gsi: none, base: 0xFEE0_0000, size: 0x1000, slot: none, reserved: 0),
             E(kind: 6, instance: 0, gsi: 5, base: 0xC000_0000, size: 0x1000, slot: none, reserved: 0),
             E(kind: 7, instance: 0, gsi: 6, base: 0xC000_1000, size: 0x1000, slot: none, reserved: 0),
+            E(kind: 9, instance: 0, gsi: 7, base: 0xC000_2000, size: 0x1000, slot: none, reserved: 0),
             E(kind: 8, instance: 0, gsi: none, base: 0, size: 0, slot: none, reserved: 0),
         ])
     }
@@ -81,8 +83,8 @@ struct BootInfoTests {
     func largerMachine() throws {
         let machine = try plan(memory: 5 << 30, timers: 3, consoles: 2)
         let entries = DecodedTable(machine.bootInformation()).entries
-        #expect(entries.count == 2 + 4 + 5 + 1)
-        #expect(entries.map(\.kind) == [1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 8])
+        #expect(entries.count == 2 + 4 + 5 + 1 + 1)
+        #expect(entries.map(\.kind) == [1, 1, 2, 3, 4, 5, 6, 6, 6, 7, 7, 9, 8])
         #expect(entries[0].base == 0 && entries[0].size == 3 << 30 && entries[0].slot == 0)
         #expect(entries[1].base == 4 << 30 && entries[1].size == 2 << 30 && entries[1].slot == 1)
         #expect(entries[0].instance == 0 && entries[1].instance == 1)
@@ -95,13 +97,15 @@ struct BootInfoTests {
 
     @Test("the largest table fits the 8 KiB the ABI reserves")
     func largestTableFits() throws {
-        let machine = try plan(memory: 64 << 30, timers: 10, consoles: 9)
+        let machine = try plan(memory: 64 << 30, timers: 10, consoles: 8)
         let bytes = machine.bootInformation()
         #expect(bytes.count == 16 + 26 * 32)
         #expect(UInt64(bytes.count) <= GuestMemoryLayout.bootInfoCapacity)
+        // 18 devices, then the hot-plug controller.
         #expect(DecodedTable(bytes).entries[6..<25].map(\.gsi) == Array(5...23))
+        #expect(DecodedTable(bytes).entries[24].kind == 9)
         // With the most vCPUs: one CPU entry each, APIC IDs 0...63, still within 8 KiB.
-        let smp = try plan(memory: 64 << 30, timers: 10, consoles: 9, cpus: 64).bootInformation()
+        let smp = try plan(memory: 64 << 30, timers: 10, consoles: 8, cpus: 64).bootInformation()
         #expect(smp.count == 16 + (25 + 64) * 32)
         #expect(UInt64(smp.count) <= GuestMemoryLayout.bootInfoCapacity)
         let cpus = DecodedTable(smp).entries.suffix(64)

@@ -93,7 +93,7 @@ struct CLITests {
     @Test func tooManyDevicesIsRefusedBeforeKVM() throws {
         let outcome = try #require(failure(["--timers", "12", "--consoles", "8", "g"]))
         #expect(outcome.status == 64)
-        #expect(outcome.text.contains("20 devices need 20 interrupt lines (GSIs) but only 19 are available"))
+        #expect(outcome.text.contains("20 devices need 20 interrupt lines (GSIs) but only 18 are available"))
     }
 
     @Test("--device KIND=N sets any registry kind's count, overriding --timers and --consoles")

@@ -14,6 +14,9 @@ final class FakeControl: VMControl {
         var inside = 0
         var mostInside = 0
         var plugged: [DeviceInfo] = []
+        var regions: [MemoryRegionInfo] = []
+        /// Whether removals are two-phase (the guest enabled notifications).
+        var twoPhase = false
     }
 
     private let state = Mutex(State())
@@ -40,6 +43,9 @@ final class FakeControl: VMControl {
     static let resources = ResourcesInfo(
         memorySlots: NumberPoolInfo(
             range: .init(first: 0, last: 31), allocations: [.init(id: 0, owner: "ram0")], free: [.init(first: 1, last: 31)]),
+        hotplugRAM: AddressPoolInfo(
+            range: WindowInfo(start: 1 << 32, end: (5 << 32) - 1), allocations: [],
+            free: [WindowInfo(start: 1 << 32, end: (5 << 32) - 1)]),
         ports: AddressPoolInfo(
             range: WindowInfo(start: 0, end: 0xFFFF),
             allocations: [.init(start: 0xF4, end: 0xF7, owner: "exit-port")],
@@ -121,17 +127,66 @@ final class FakeControl: VMControl {
         }
     }
 
-    /// Unplugs a device unless refused; COM1 and the exit port are refused with 409.
-    func unplugDevice(id: String) throws(ControlError) {
+    /// Makes removals two-phase (as if the guest had enabled notifications) or not.
+    func setTwoPhase(_ on: Bool) {
+        state.withLock { $0.twoPhase = on }
+    }
+
+    /// Unplugs a device unless refused; COM1 and the exit port are refused with 409. Two-phase:
+    /// marks it removing instead.
+    func unplugDevice(id: String) throws(ControlError) -> Unplugged<DeviceInfo> {
         visit()
-        try state.withLock { state throws(ControlError) in
+        return try state.withLock { state throws(ControlError) in
             if let refusal = state.refusal { throw refusal }
             if id == "com1" || id == "exit-port" { throw .conflict("\(id) cannot be removed") }
             if let index = state.plugged.firstIndex(where: { $0.id == id }) {
+                if state.twoPhase {
+                    state.plugged[index].state = "removing"
+                    return .removing(state.plugged[index])
+                }
                 state.plugged.remove(at: index)
             } else if id != "timer0" {
                 throw .notFound("no device '\(id)'")
             }
+            return .removed
+        }
+    }
+
+    func memoryRegions() -> [MemoryRegionInfo] {
+        visit()
+        return [MemoryRegionInfo(id: "ram0", slot: 0, base: 0, size: 128 << 20, state: "attached")]
+            + state.withLock { $0.regions }
+    }
+
+    /// Plugs RAM in unless refused, the id is taken or the size is not a multiple of 2 MiB.
+    func plugMemory(id: String, size: UInt64) throws(ControlError) -> MemoryRegionInfo {
+        visit()
+        return try state.withLock { state throws(ControlError) in
+            if let refusal = state.refusal { throw refusal }
+            guard id != "ram0", !state.regions.contains(where: { $0.id == id }) else {
+                throw .conflict("memory region id '\(id)' is in use")
+            }
+            guard size > 0, size % (2 << 20) == 0 else { throw .invalid("size must be a multiple of 2 MiB") }
+            let base = (1 << 32) + state.regions.reduce(0) { $0 + $1.size }
+            let region = MemoryRegionInfo(id: id, slot: UInt32(state.regions.count + 1), base: base, size: size, state: "attached")
+            state.regions.append(region)
+            return region
+        }
+    }
+
+    /// Removes plugged RAM (two-phase when set); boot RAM is refused with 409.
+    func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo> {
+        visit()
+        return try state.withLock { state throws(ControlError) in
+            if let refusal = state.refusal { throw refusal }
+            if id == "ram0" { throw .conflict("ram0 is boot RAM, which cannot be removed") }
+            guard let index = state.regions.firstIndex(where: { $0.id == id }) else { throw .notFound("no memory region '\(id)'") }
+            if state.twoPhase {
+                state.regions[index].state = "removing"
+                return .removing(state.regions[index])
+            }
+            state.regions.remove(at: index)
+            return .removed
         }
     }
 }

@@ -11,10 +11,13 @@ struct DescribeTests {
             Memory slots (KVM slots 0-32763):
               0        0x00000000-0x07ffffff  128 MiB  ram0
               1-32763  (free)
+            Hot-plug RAM (window 0x100000000-0x4ffffffff):
+              0x100000000-0x4ffffffff  16 GiB  (free)
             MMIO (32-bit gap 0xc0000000-0xffffffff):
               0xc0000000-0xc0000fff  4 KiB        timer0
               0xc0001000-0xc0001fff  4 KiB        dma-console0
-              0xc0002000-0xfebfffff  1028088 KiB  (free)
+              0xc0002000-0xc0002fff  4 KiB        hotplug-controller
+              0xc0003000-0xfebfffff  1028084 KiB  (free)
               0xfec00000-0xfec00fff  4 KiB        ioapic
               0xfec01000-0xfedfffff  2044 KiB     (free)
               0xfee00000-0xfee00fff  4 KiB        local-apic
@@ -38,7 +41,8 @@ struct DescribeTests {
               4     com1
               5     timer0
               6     dma-console0
-              7-23  (free)
+              7     hotplug-controller
+              8-23  (free)
             vCPUs (vCPU and local APIC IDs 0-63):
               0     cpu0
               1-63  (free)
@@ -57,7 +61,9 @@ struct DescribeTests {
         #expect(lines.contains("  2-508  (free)"))
         #expect(lines.contains("  0xc0004000-0xc0004fff  4 KiB        dma-console1"))
         #expect(lines.contains("  9      dma-console1"))
-        #expect(lines.contains("  10-23  (free)"))
+        #expect(lines.contains("  10     hotplug-controller"))
+        #expect(lines.contains("  11-23  (free)"))
+        #expect(lines.contains("Hot-plug RAM (window 0x180000000-0x57fffffff):"))
         for owner in ["timer0", "timer1", "timer2", "dma-console0", "dma-console1"] {
             #expect(lines.filter { $0.hasSuffix("  " + owner) }.count == 2, "window and GSI for \(owner)")
         }
@@ -66,7 +72,7 @@ struct DescribeTests {
 
     @Test("columns line up within each section and no line has trailing blanks")
     func alignment() throws {
-        let machine = try PlanFixtures.plan(memory: 64 << 30, timers: 10, consoles: 9, slots: 2).resources
+        let machine = try PlanFixtures.plan(memory: 64 << 30, timers: 10, consoles: 8, slots: 2).resources
         var section: [String] = []
         var sections: [[String]] = []
         for line in machine.describe().split(separator: "\n").map(String.init) {
@@ -74,8 +80,8 @@ struct DescribeTests {
             if line.hasPrefix("  ") { section.append(line) } else if !section.isEmpty { sections.append(section); section = [] }
         }
         sections.append(section)
-        // RAM, MMIO, ports and GSIs, and the vCPUs since SMP.
-        #expect(sections.count == 5)
+        // RAM, the hot-plug window, MMIO, ports and GSIs, and the vCPUs since SMP.
+        #expect(sections.count == 6)
         for rows in sections {
             // The last column starts at the same place on every full-width row.
             let full = rows.filter { $0.split(separator: " ").count == rows.map { $0.split(separator: " ").count }.max() }

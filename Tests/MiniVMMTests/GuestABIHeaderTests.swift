@@ -114,7 +114,7 @@ struct GuestABIHeaderTests {
         let header = try ABIHeader.load()
         let entry = BootInformation.Entry(
             kind: .timer, instance: 0x0A0B, gsi: 0x0C0D_0E0F, base: 0x1112_1314_1516_1718, size: 0x2122_2324_2526_2728,
-            memorySlot: 0x3132_3334)
+            memorySlot: 0x3132_3334, flags: 0x4142_4344)
         let bytes = BootInformation.encode([entry])
         func read<T: FixedWidthInteger>(_ name: String, _: T.Type, entry: Bool = false) -> T? {
             guard let offset = header.value(name) else { return nil }
@@ -133,6 +133,7 @@ struct GuestABIHeaderTests {
         #expect(read("BE_BASE", UInt64.self, entry: true) == 0x1112_1314_1516_1718)
         #expect(read("BE_SIZE", UInt64.self, entry: true) == 0x2122_2324_2526_2728)
         #expect(read("BE_SLOT", UInt32.self, entry: true) == 0x3132_3334)
+        #expect(read("BE_FLAGS", UInt32.self, entry: true) == 0x4142_4344)
     }
 
     @Test("every Swift entry kind has its KIND_ define with the same value")
@@ -219,6 +220,25 @@ struct GuestABIHeaderTests {
         #expect(header.value("DMA_MAX_LENGTH") == UInt64(DMAConsole.maximumLength))
     }
 
+    @Test("the hot-plug controller's registers, values, entry flags and RAM granule")
+    func hotplugController() throws {
+        let header = try ABIHeader.load()
+        #expect(header.value("HOTPLUG_MAGIC_VALUE") == UInt64(HotplugController.magic))
+        #expect(header.value("HOTPLUG_MAGIC") == HotplugController.Register.magic)
+        #expect(header.value("HOTPLUG_GENERATION") == HotplugController.Register.generation)
+        #expect(header.value("HOTPLUG_CTRL") == HotplugController.Register.control)
+        #expect(header.value("HOTPLUG_STATUS") == HotplugController.Register.status)
+        #expect(header.value("HOTPLUG_EJECT") == HotplugController.Register.eject)
+        #expect(header.value("HOTPLUG_CTRL_NOTIFY") == UInt64(HotplugController.Control.notify))
+        #expect(header.value("HOTPLUG_STATUS_CHANGED") == UInt64(HotplugController.Status.changed))
+        #expect(header.value("HOTPLUG_STATUS_EJECT_ERROR") == UInt64(HotplugController.Status.ejectError))
+        #expect(header.value("BE_FLAG_REMOVING") == UInt64(BootInformation.removingFlag))
+        #expect(header.value("HOTPLUG_RAM_ALIGNMENT") == GuestMemoryLayout.hotplugAlignment)
+        // The flags word is the entry's last: after the slot.
+        #expect(header.value("BE_FLAGS") == header.value("BE_SLOT").map { $0 + 4 })
+        #expect(header.value("BE_FLAGS").map { Int($0) + 4 } == BootInformation.entrySize)
+    }
+
     /// Defines with no Swift counterpart: guest-side register maps of the in-kernel IOAPIC,
     /// local APIC and 16550 offsets (KVM and the UART's switch implement them), and the
     /// guests' own use of their RAM.
@@ -242,7 +262,10 @@ struct GuestABIHeaderTests {
             "UART_LSR_DR", "UART_LSR_THRE", "UART_LCR_DLAB", "TIMER_MAGIC_VALUE", "TIMER_MAGIC", "TIMER_DELAY_US",
             "TIMER_STATUS", "TIMER_COUNT", "TIMER_STATUS_FIRED", "TIMER_STATUS_ARMED", "DMA_MAGIC_VALUE", "DMA_MAGIC",
             "DMA_STATUS", "DMA_ADDR_LO", "DMA_ADDR_HI", "DMA_LENGTH", "DMA_DOORBELL", "DMA_CTRL", "DMA_WRITTEN",
-            "DMA_STATUS_OK", "DMA_STATUS_BAD", "DMA_MAX_LENGTH", "BOOTINFO_ADDRESS", "BOOTINFO_ADDR", "BOOTINFO_BASE",
+            "DMA_STATUS_OK", "DMA_STATUS_BAD", "DMA_MAX_LENGTH", "HOTPLUG_MAGIC_VALUE", "HOTPLUG_MAGIC",
+            "HOTPLUG_GENERATION", "HOTPLUG_CTRL", "HOTPLUG_STATUS", "HOTPLUG_EJECT", "HOTPLUG_CTRL_NOTIFY",
+            "HOTPLUG_STATUS_CHANGED", "HOTPLUG_STATUS_EJECT_ERROR", "BE_FLAG_REMOVING", "HOTPLUG_RAM_ALIGNMENT", "BE_FLAGS",
+            "BOOTINFO_ADDRESS", "BOOTINFO_ADDR", "BOOTINFO_BASE",
             "BOOT_INFO",
         ]
         let kinds = Set(header.values.keys.filter { $0.hasPrefix("KIND_") })

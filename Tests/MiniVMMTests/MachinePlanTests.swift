@@ -40,11 +40,17 @@ struct MachinePlanTests {
         #expect(machine.mmio(of: .tss) == range(0xFEFF_D000, 0xFEFF_FFFF))
         #expect(machine.ramRegions.mapValues(\.owner) == [0: .ram(0)])
         #expect(machine.ramRegions.mapValues(\.owner.description) == [0: "ram0"])
-        #expect(machine.gsiOwners == [4: .fixed(.com1), 5: .device(.timer, instance: 0), 6: .device(.dmaConsole, instance: 0)])
-        #expect(names(machine.gsiOwners) == [4: "com1", 5: "timer0", 6: "dma-console0"])
-        #expect(Set(names(machine.mmioOwners).values) == [
-            "ioapic", "local-apic", "kvm-identity-map", "kvm-tss", "timer0", "dma-console0",
+        #expect(machine.gsiOwners == [
+            4: .fixed(.com1), 5: .device(.timer, instance: 0), 6: .device(.dmaConsole, instance: 0),
+            7: .fixed(.hotplugController),
         ])
+        #expect(names(machine.gsiOwners) == [4: "com1", 5: "timer0", 6: "dma-console0", 7: "hotplug-controller"])
+        #expect(Set(names(machine.mmioOwners).values) == [
+            "ioapic", "local-apic", "kvm-identity-map", "kvm-tss", "timer0", "dma-console0", "hotplug-controller",
+        ])
+        #expect(plan.hotplugController == FixedDeviceResources(
+            owner: .hotplugController, window: range(0xC000_2000, 0xC000_2FFF), gsi: 7))
+        #expect(machine.hotplugWindow == range(4 * gib, 20 * gib - 1))
         #expect(Set(names(machine.portOwners).values) == ["pic-master", "pic-slave", "pit", "exit-port", "com1"])
         #expect(plan.vcpus == [0] && machine.vcpuOwners == [0: .cpu(0)])
         #expect(plan.configuration == configuration)
@@ -57,13 +63,16 @@ struct MachinePlanTests {
         #expect(machine.memorySlots.rangeBase == 0 && machine.memorySlots.rangeEnd == 508)
         #expect(machine.memorySlots.isAllocated(0) && machine.memorySlots.isAllocated(1))
         #expect(!machine.memorySlots.isAllocated(2))
-        #expect((4...7).allSatisfy { machine.gsis.isAllocated($0) })
-        #expect(!machine.gsis.isAllocated(8))
-        #expect(machine.mmio.allocations.count == 7)
+        #expect((4...8).allSatisfy { machine.gsis.isAllocated($0) })
+        #expect(!machine.gsis.isAllocated(9))
+        #expect(machine.mmio.allocations.count == 8)
         #expect(machine.ports.allocations.count == 5)
         #expect(machine.owner(ofMMIOAddress: 0xFEC0_0010)?.description == "ioapic")
         #expect(machine.owner(ofMMIOAddress: 0xC000_2FFC)?.description == "dma-console0")
-        #expect(machine.owner(ofMMIOAddress: 0xC000_3000) == nil)
+        #expect(machine.owner(ofMMIOAddress: 0xC000_3000)?.description == "hotplug-controller")
+        #expect(machine.owner(ofMMIOAddress: 0xC000_4000) == nil)
+        // 5 GiB of boot RAM ends at 6 GiB: the hot-plug window starts there.
+        #expect(machine.hotplugWindow == range(6 * gib, 22 * gib - 1))
         #expect(machine.owner(ofPort: 0x3FD)?.description == "com1")
         #expect(machine.owner(ofPort: 0x80) == nil)
     }
@@ -77,42 +86,43 @@ struct MachinePlanTests {
         ])
         #expect(plan.ram.map(\.owner.description) == ["ram0", "ram1"])
         #expect(plan.devices.isEmpty)
-        #expect(plan.resources.gsiOwners == [4: .fixed(.com1)])
+        #expect(plan.resources.gsiOwners == [4: .fixed(.com1), 5: .fixed(.hotplugController)])
     }
 
-    @Test("19 devices fill GSIs 5...23: timers first, then consoles, windows in the same order")
+    @Test("18 devices and the hot-plug controller fill GSIs 5...23: timers first, then consoles, windows in the same order")
     func fullGSIRange() throws {
-        let plan = try F.plan(timers: 12, consoles: 7)
+        let plan = try F.plan(timers: 12, consoles: 6)
         let timers = plan.devices.filter { $0.kind == .timer }
         let consoles = plan.devices.filter { $0.kind == .dmaConsole }
         #expect(plan.devices == timers + consoles)
-        #expect(plan.devices.map(\.gsi) == (5...23).map { UInt32?($0) })
-        #expect(plan.devices.map(\.window.start) == (0..<19).map { 0xC000_0000 + UInt64($0) * 0x1000 })
+        #expect(plan.devices.map(\.gsi) == (5...22).map { UInt32?($0) })
+        #expect(plan.devices.map(\.window.start) == (0..<18).map { 0xC000_0000 + UInt64($0) * 0x1000 })
+        #expect(plan.hotplugController.gsi == 23 && plan.hotplugController.window.start == 0xC001_2000)
         #expect(timers.map(\.owner.description) == (0..<12).map { "timer\($0)" })
-        #expect(consoles.map(\.instance) == Array(0..<7))
-        #expect(consoles.last?.owner.description == "dma-console6")
+        #expect(consoles.map(\.instance) == Array(0..<6))
+        #expect(consoles.last?.owner.description == "dma-console5")
     }
 
     @Test(
         "more devices than GSIs fail in the blueprint, before anything else, with the numbers",
-        arguments: [(20, 0, 20), (0, 20, 20), (10, 10, 20), (30, 1, 31)])
+        arguments: [(19, 0, 19), (0, 20, 20), (10, 9, 19), (30, 1, 31)])
     func tooManyDevices(timers: Int, consoles: Int, requested: Int) throws {
         // No host is known yet: the blueprint refuses.
-        #expect(throws: ConfigurationError.tooManyDevices(requested: requested, available: 19)) {
+        #expect(throws: ConfigurationError.tooManyDevices(requested: requested, available: 18)) {
             try MachinePlan.Blueprint(F.configuration(timers: timers, consoles: consoles))
         }
         // An invalid memory size as well: the device count is still reported.
-        #expect(throws: ConfigurationError.tooManyDevices(requested: requested, available: 19)) {
+        #expect(throws: ConfigurationError.tooManyDevices(requested: requested, available: 18)) {
             try MachinePlan.Blueprint(F.configuration(memory: 1, timers: timers, consoles: consoles))
         }
-        let message = ConfigurationError.tooManyDevices(requested: requested, available: 19).description
+        let message = ConfigurationError.tooManyDevices(requested: requested, available: 18).description
         #expect(message.contains("\(requested) devices"))
-        #expect(message.contains("only 19 are available"))
+        #expect(message.contains("only 18 are available"))
     }
 
     @Test("absurd device counts neither crash nor pass")
     func absurdCounts() {
-        #expect(throws: ConfigurationError.tooManyDevices(requested: Int.max, available: 19)) {
+        #expect(throws: ConfigurationError.tooManyDevices(requested: Int.max, available: 18)) {
             try MachinePlan.Blueprint(F.configuration(timers: .max, consoles: .max))
         }
         #expect(throws: ConfigurationError.negativeDeviceCount(.timer, -1)) {
@@ -138,7 +148,7 @@ struct MachinePlanTests {
 
     @Test("a blueprint is independent of the host: the same blueprint plans for any slot count")
     func blueprintWithoutHost() throws {
-        let blueprint = try MachinePlan.Blueprint(F.configuration(memory: 5 * gib, timers: 19, consoles: 0))
+        let blueprint = try MachinePlan.Blueprint(F.configuration(memory: 5 * gib, timers: 18, consoles: 0))
         #expect(blueprint.layout.ranges.count == 2)
         #expect(try MachinePlan(blueprint, host: .init(memorySlots: 2)).ram.map(\.slot) == [0, 1])
         #expect(try MachinePlan(blueprint, host: .init(memorySlots: defaultSlots)).ram.map(\.slot) == [0, 1])
@@ -178,8 +188,8 @@ struct MachinePlanTests {
 
     @Test("reserved APIC, identity-map and TSS pages are never handed out, even when space is tight")
     func reservedPagesNeverHandedOut() throws {
-        let plan = try F.plan(timers: 2, consoles: 2, mmioSpace: F.crowdedGap())
-        #expect(plan.devices.map(\.window.start) == F.crowdedGapFreePages)
+        let plan = try F.plan(timers: 2, consoles: 1, mmioSpace: F.crowdedGap())
+        #expect(plan.devices.map(\.window.start) + [plan.hotplugController.window.start] == F.crowdedGapFreePages)
         let reserved = try [FixedOwner.ioapic, .localAPIC, .identityMap, .tss].map { try #require(plan.resources.mmio(of: $0)) }
         for device in plan.devices {
             for page in reserved {
@@ -198,6 +208,11 @@ struct MachinePlanTests {
             == "no free 4 KiB window left in the 32-bit MMIO gap for a timer")
         #expect(PlanError.resources(.outOfMMIOSpace(kind: .timer)).description
             == "no free 4 KiB window left in the 32-bit MMIO gap for a timer")
+        // Four devices take the four pages: the hot-plug controller, taken last, does not fit.
+        let noController = PlanError.resources(.outOfMMIOSpaceFor(.fixed(.hotplugController)))
+        #expect(throws: noController) { try F.plan(timers: 2, consoles: 2, mmioSpace: F.crowdedGap()) }
+        #expect(noController.description == "no free 4 KiB window left in the 32-bit MMIO gap for hotplug-controller")
+        #expect(ExitStatus(.failed(.plan(noController))) == .usage)
     }
 
     @Test("a reserved page that is already taken is an internal error, not a crash")
@@ -221,6 +236,7 @@ struct MachinePlanTests {
             .init(kind: .localAPIC, instance: 0, gsi: none, base: 0xFEE0_0000, size: 0x1000, memorySlot: nil),
             .init(kind: .timer, instance: 0, gsi: 5, base: 0xC000_0000, size: 0x1000, memorySlot: nil),
             .init(kind: .dmaConsole, instance: 0, gsi: 6, base: 0xC000_1000, size: 0x1000, memorySlot: nil),
+            .init(kind: .hotplugController, instance: 0, gsi: 7, base: 0xC000_2000, size: 0x1000, memorySlot: nil),
             .init(kind: .cpu, instance: 0, gsi: none, base: 0, size: 0, memorySlot: nil),
         ])
         #expect(plan.bootInformation() == BootInformation.encode(plan.bootInformationEntries))
@@ -233,13 +249,15 @@ struct MachinePlanTests {
         let entries = plan.bootInformationEntries
         #expect(entries.map(\.kind) == [
             .ram, .ram, .exitPort, .uart, .ioapic, .localAPIC, .timer, .timer, .timer, .dmaConsole, .dmaConsole,
-            .cpu, .cpu, .cpu,
+            .hotplugController, .cpu, .cpu, .cpu,
         ])
         #expect(entries[0..<2].map(\.memorySlot) == [0, 1])
         #expect(entries[1].base == 4 * gib && entries[1].size == 2 * gib)
         #expect(entries[6..<11].map(\.instance) == [0, 1, 2, 0, 1])
         #expect(entries[6..<11].map(\.gsi) == [5, 6, 7, 8, 9])
-        #expect(entries[11...].map(\.instance) == [0, 1, 2])
+        #expect(entries[11].gsi == 10 && entries[11].base == plan.hotplugController.window.start)
+        #expect(entries[12...].map(\.instance) == [0, 1, 2])
+        #expect(entries.allSatisfy { $0.flags == 0 })
         #expect(zip(entries[6..<11], plan.devices).allSatisfy { $0.base == $1.window.start && $0.gsi == $1.gsi })
     }
 
@@ -249,8 +267,8 @@ struct MachinePlanTests {
         print("MachinePlanTests.randomMachines seed: \(seed)")
         var random = SeededRandom(seed: seed)
         for _ in 0..<300 {
-            let timers = Int.random(in: 0...19, using: &random)
-            let consoles = Int.random(in: 0...(19 - timers), using: &random)
+            let timers = Int.random(in: 0...18, using: &random)
+            let consoles = Int.random(in: 0...(18 - timers), using: &random)
             let size = UInt64.random(in: 512...(16 * 1024), using: &random) * 4096 * 128
             let plan = try F.plan(memory: min(size, 64 * gib), timers: timers, consoles: consoles)
             let machine = plan.resources
@@ -262,14 +280,19 @@ struct MachinePlanTests {
             #expect(devices.allSatisfy { (5...23).contains($0.gsi ?? 0) })
             #expect(devices.allSatisfy { $0.window.start % 0x1000 == 0 && $0.window.count == 0x1000 })
             #expect(devices.allSatisfy { d in reserved.allSatisfy { !$0.overlaps(d.window) } })
-            #expect(machine.mmio.allocations.count == devices.count + 4)
-            #expect(machine.gsiOwners.count == devices.count + 1)
+            #expect(machine.mmio.allocations.count == devices.count + 5)
+            #expect(machine.gsiOwners.count == devices.count + 2)
             #expect(plan.ram.allSatisfy { $0.base + $0.size <= 0xC000_0000 || $0.base >= 4 * gib })
             #expect(plan.ram.map(\.size).reduce(0, +) == min(size, 64 * gib))
             // Detaching every device returns the manager a plan without devices has.
+            // Detaching every device, in any order, leaves the same manager: only the fixed
+            // resources and the hot-plug controller.
             var detached = machine
             for device in devices.shuffled(using: &random) { try detached.detach(device) }
-            #expect(detached == (try F.plan(memory: min(size, 64 * gib), timers: 0, consoles: 0)).resources)
+            var inOrder = machine
+            for device in devices { try inOrder.detach(device) }
+            #expect(detached == inOrder)
+            #expect(detached.mmio.allocations.count == 5 && detached.gsiOwners.count == 2)
         }
     }
 }

@@ -177,7 +177,7 @@ static void put_generation_done(uint32_t generation) {
 static const struct bootinfo_entry *require_controller(const struct bootinfo_header *header) {
     for (uint16_t i = 0; i < header->entry_count; i++) {
         const struct bootinfo_entry *entry = bootinfo_entry(header, i);
-        if (entry->kind == KIND_HOTPLUG) return entry;
+        if (entry->kind == KIND_HOTPLUG_CONTROLLER) return entry;
     }
     fail_begin("bootinfo-missing");
     put_str("no hotplug #0 entry");

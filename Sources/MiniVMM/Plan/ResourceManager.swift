@@ -188,9 +188,12 @@ package struct ResourceManager: Hashable, Sendable {
         checkInvariants()
     }
 
-    /// Whether `region` lies in the hot-plug window (boot RAM never does).
+    /// Whether `region` is hot-plugged RAM: an allocation of the hot-plug window (boot RAM
+    /// never is).
+    ///
+    /// - Complexity: O(log n) in the number of hot-plugged regions.
     package func isHotplugged(_ region: RAMRegion) -> Bool {
-        hotplugRAM.base <= region.base && region.range.end <= hotplugRAM.end
+        hotplugRAM.allocation(containing: region.base) == region.range
     }
 
     /// The range hot-plugged RAM comes from.
@@ -374,7 +377,7 @@ package struct ResourceManager: Hashable, Sendable {
                "GSI owners vs allocations")
         assert(ramRegions.keys.allSatisfy { memorySlots.isAllocated($0) }
                && memorySlots.allocatedCount == UInt64(ramRegions.count), "RAM regions vs slot allocations")
-        assert(Set(hotplugRAM.allocations) == Set(ramRegions.values.filter(isHotplugged).map(\.range)),
+        assert(hotplugRAM.allocations.count == ramRegions.values.filter(isHotplugged).count,
                "hot-plug RAM allocations vs regions")
         assert(vcpuOwners.keys.allSatisfy { vcpuIDs.isAllocated($0) }
                && vcpuIDs.allocatedCount == UInt64(vcpuOwners.count), "vCPU owners vs IDs")
