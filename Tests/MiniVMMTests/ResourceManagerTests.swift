@@ -299,6 +299,65 @@ struct ResourceManagerTests {
         #expect(error.description == "no free KVM memory slot for ram2: all 2 slots the host offers are in use")
     }
 
+    @Test("hot-plugged RAM takes the lowest slot and 2 MiB-aligned range; detach restores the manager exactly")
+    func hotplugRAM() throws {
+        var manager = try ResourceManager(memorySlotCount: 4, hotplugWindow: F.range(8 * F.gib, 9 * F.gib - 1))
+        _ = try manager.takeMemorySlot(for: F.range(0, 128 * F.mib - 1), owner: .ram(0))
+        let initial = manager
+        let first = try manager.attachRAM(size: 2 * F.mib)
+        let second = try manager.attachRAM(size: 256 * F.mib)
+        #expect(first == RAMRegion(range: F.range(8 * F.gib, 8 * F.gib + 2 * F.mib - 1), slot: 1, owner: .ram(1)))
+        #expect(second.slot == 2 && second.base == 8 * F.gib + 2 * F.mib)
+        #expect(manager.isHotplugged(first) && !manager.isHotplugged(manager.ramRegions[0]!))
+        #expect(manager.liveRAM.map(\.slot) == [0, 1, 2])
+        #expect(manager.info.hotplugRAM.allocations.map(\.owner) == ["ram1", "ram2"])
+        let afterBoth = manager
+        #expect(throws: ResourceError.badHotplugSize(F.mib)) { try manager.attachRAM(size: F.mib) }
+        #expect(throws: ResourceError.outOfHotplugSpace(size: F.gib, window: F.range(8 * F.gib, 9 * F.gib - 1))) {
+            try manager.attachRAM(size: F.gib)
+        }
+        _ = try manager.attachRAM(size: 2 * F.mib)
+        #expect(throws: ResourceError.noFreeHotplugSlot(available: 4)) { try manager.attachRAM(size: 2 * F.mib) }
+        #expect(ResourceError.noFreeHotplugSlot(available: 4).description
+            == "no free KVM memory slot for more RAM: all 4 slots the host offers are in use")
+        try manager.detachRAM(manager.ramRegions[3]!)
+        #expect(manager == afterBoth, "a failed attach changed nothing; a detach undoes an attach")
+        // Boot RAM and regions the manager did not hand out are refused.
+        #expect(throws: ResourceError.notAttached(.ram(0))) { try manager.detachRAM(manager.ramRegions[0]!) }
+        let stranger = RAMRegion(range: F.range(8 * F.gib, 8 * F.gib + 4 * F.mib - 1), slot: 1, owner: .ram(1))
+        #expect(throws: ResourceError.notAttached(.ram(1))) { try manager.detachRAM(stranger) }
+        #expect(manager == afterBoth)
+        try manager.detachRAM(first)
+        try manager.detachRAM(second)
+        #expect(manager == initial)
+        // In the other order too, and the lowest slot comes back first.
+        let again = try manager.attachRAM(size: 2 * F.mib)
+        #expect(again == first)
+    }
+
+    @Test("quarantined RAM keeps its slot and range for good and is no RAM to the guest")
+    func quarantinedRAM() throws {
+        var manager = try ResourceManager(memorySlotCount: 4)
+        let region = try manager.attachRAM(size: 2 * F.mib)
+        try manager.quarantine(ram: region)
+        #expect(manager.ramRegions[region.slot]?.owner == .quarantined && manager.liveRAM.isEmpty)
+        #expect(throws: ResourceError.notAttached(.ram(0))) { try manager.detachRAM(region) }
+        let next = try manager.attachRAM(size: 2 * F.mib)
+        #expect(next.slot == region.slot + 1 && next.base == region.range.end + 1)
+        #expect(manager.info.memorySlots.allocations.map(\.owner) == ["quarantined", "ram1"])
+    }
+
+    @Test("the hot-plug controller takes the lowest window and GSI like a device")
+    func hotplugController() throws {
+        var manager = try ResourceManager(memorySlotCount: 4)
+        _ = try manager.attach(.timer)
+        let controller = try manager.attachHotplugController()
+        #expect(controller == FixedDeviceResources(
+            owner: .hotplugController, window: F.range(0xC000_1000, 0xC000_1FFF), gsi: 6))
+        #expect(manager.mmio(of: .hotplugController) == controller.window && manager.gsi(of: .hotplugController) == 6)
+        #expect(manager.owner(ofMMIOAddress: 0xC000_1004) == .fixed(.hotplugController))
+    }
+
     @Test("vCPU IDs are taken lowest first, up to 64")
     func vcpuIDs() throws {
         var manager = try ResourceManager(memorySlotCount: 2)
