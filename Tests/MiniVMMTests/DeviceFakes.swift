@@ -1,3 +1,4 @@
+import Logging
 import MiniVMM
 import Synchronization
 
@@ -107,5 +108,26 @@ struct SeededRandom: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// A log handler that keeps every message.
+struct RecordingLogHandler: LogHandler {
+    final class Store: Sendable {
+        let messages = Mutex<[(Logger.Level, String)]>([])
+        var lines: [String] { messages.withLock { $0.map { "\($0.0): \($0.1)" } } }
+    }
+
+    let store: Store
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        store.messages.withLock { $0.append((event.level, event.message.description)) }
     }
 }

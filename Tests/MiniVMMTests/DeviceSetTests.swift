@@ -1,4 +1,5 @@
 import KVM
+import Logging
 @testable import MiniVMM
 import Synchronization
 import Testing
@@ -92,6 +93,7 @@ private final class Harness {
     let host = FaultyHost()
     let bus = DeviceBus(spaceName: "MMIO") { _ in }
     let interrupt = RecordingInterruptLine()
+    let log = RecordingLogHandler.Store()
     let controller: HotplugController
     let set: DeviceSet
     /// Entries the guest ejected, in order.
@@ -105,7 +107,7 @@ private final class Harness {
         try bus.attach(controller, to: fixed.window)
         set = DeviceSet(
             resources: resources, bus: bus, host: host, controller: controller, vcpus: [0],
-            parts: { line in
+            logger: Logger(label: "test") { [log] _ in RecordingLogHandler(store: log) }, parts: { line in
                 DeviceParts(interrupt: line, memory: InMemoryGuestMemory(base: 0, size: 16), console: RecordingConsoleOutput())
             })
         controller.setEjectHandler { [ejected] entry in ejected.list.withLock { $0.append(entry) } }
@@ -184,6 +186,7 @@ struct DeviceSetTests {
         #expect(throws: PlugError.self) { try harness.set.plug(.timer) }
         #expect(harness.set.resources.gsiOwners[6] == .quarantined)
         #expect(harness.set.devices.isEmpty && harness.bus.windows.count == 1)
+        #expect(harness.log.lines.count == 1 && harness.log.lines[0].contains("GSI 6 is quarantined"))
         harness.host.failing = []
         let next = try harness.set.plug(.timer)
         #expect(next.gsi == 7, "a quarantined GSI is never handed out again")
@@ -285,6 +288,9 @@ struct DeviceSetTests {
         #expect(harness.set.resources.gsiOwners[6] == .quarantined)
         #expect(harness.set.resources.ramRegions[region.slot]?.owner == .quarantined)
         #expect(harness.host.liveMappings == 1)
+        let lines = harness.log.lines
+        #expect(lines.count == 2 && lines.allSatisfy { $0.hasPrefix("error: ") && $0.contains("quarantined") })
+        #expect(lines.first?.contains("GSI 6") == true && lines.last?.contains("memory slot 2") == true)
     }
 
     @Test("with notifications on, a removal is two-phase: flagged, announced, freed only by the guest's EJECT")

@@ -135,27 +135,6 @@ private final class RecordingBusDevice: BusDevice {
     var recorded: [Access] { accesses.withLock { $0 } }
 }
 
-/// A log handler that keeps every message.
-private struct RecordingLogHandler: LogHandler {
-    final class Store: Sendable {
-        let messages = Mutex<[(Logger.Level, String)]>([])
-        var lines: [String] { messages.withLock { $0.map { "\($0.0): \($0.1)" } } }
-    }
-
-    let store: Store
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        store.messages.withLock { $0.append((event.level, event.message.description)) }
-    }
-}
-
 private func range(_ start: UInt64, _ end: UInt64) -> RangeInclusive {
     // Test literals are valid ranges.
     try! RangeInclusive(start: start, end: end)

@@ -1,4 +1,5 @@
 import KVM
+import Logging
 import VMAllocator
 
 /// An interrupt line wired to a GSI in the host (an irqfd), which must be disconnected when
@@ -94,15 +95,19 @@ package final class DeviceSet {
     private let host: DeviceHost
     private let vcpus: [UInt32]
     private let parts: (any InterruptLine) -> DeviceParts
+    private let logger: Logger
 
     /// A set with no devices yet over `resources` and the MMIO `bus`, for a machine with
     /// `vcpus` (the table lists them).
     ///
-    /// - Parameter parts: what a new device gets besides its interrupt line (memory, console).
+    /// - Parameters:
+    ///   - parts: what a new device gets besides its interrupt line (memory, console).
+    ///   - logger: where a quarantined resource is reported.
     package init(
         resources: ResourceManager, bus: DeviceBus, host: DeviceHost, controller: HotplugController, vcpus: [UInt32],
-        parts: @escaping (any InterruptLine) -> DeviceParts
+        logger: Logger, parts: @escaping (any InterruptLine) -> DeviceParts
     ) {
+        self.logger = logger
         self.resources = resources
         self.bus = bus
         self.host = host
@@ -184,11 +189,12 @@ package final class DeviceSet {
         do {
             try host.writeBootTable(table)
         } catch {
-            do { try host.unregisterRAM(region) } catch {
+            do { try host.unregisterRAM(region) } catch let release {
                 // KVM keeps the slot: so does the manager, for good, with its host memory.
                 try? next.quarantine(ram: region)
                 resources = next
                 quarantinedMappings.append(mapping)
+                logQuarantine("memory slot \(region.slot)", release)
             }
             throw .machine(error)
         }
@@ -247,6 +253,7 @@ package final class DeviceSet {
                 next = resources
                 try? next.quarantine(ram: region)
                 quarantinedMappings.append(mapping)
+                logQuarantine("memory slot \(region.slot)", error)
             }
             ram[region.slot] = nil
         } else if let index = devices.firstIndex(where: { $0.resources.owner == owner }) {
@@ -261,6 +268,7 @@ package final class DeviceSet {
             if let line = plugged.line {
                 do { try host.disconnectInterrupt(line) } catch {
                     try? next.quarantine(gsi: line.gsi)
+                    logQuarantine("GSI \(line.gsi)", error)
                 }
             }
             devices = list
@@ -314,7 +322,13 @@ package final class DeviceSet {
     private func releaseOrQuarantine(_ line: any ConnectedInterrupt) {
         do { try host.disconnectInterrupt(line) } catch {
             try? resources.quarantine(gsi: line.gsi)
+            logQuarantine("GSI \(line.gsi)", error)
         }
+    }
+
+    /// Reports a resource the host would not release: it is never handed out again.
+    private func logQuarantine(_ what: String, _ error: MachineError) {
+        logger.error("\(what) is quarantined (never handed out again): the host would not release it: \(error)")
     }
 
     /// Shuts every device's background work down (the machine is stopping).

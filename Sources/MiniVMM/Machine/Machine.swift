@@ -111,7 +111,7 @@ final class Machine {
             throw .machine(error)
         }
         deviceSet = DeviceSet(
-            resources: resources, bus: mmio, host: kvmHost, controller: hotplug, vcpus: plan.vcpus,
+            resources: resources, bus: mmio, host: kvmHost, controller: hotplug, vcpus: plan.vcpus, logger: logger,
             parts: { [memory, console = host.console] line in DeviceParts(interrupt: line, memory: memory, console: console) })
         do throws(PlugError) {
             for device in plan.devices { try deviceSet.attachPlanned(device) }
