@@ -38,6 +38,9 @@ final class FakeControl: VMControl {
         DeviceInfo(
             id: "timer0", kind: "timer", instance: 0, space: "mmio",
             window: WindowInfo(start: 0xC000_0000, end: 0xC000_0FFF), gsi: 5, state: "attached"),
+        DeviceInfo(
+            id: "hotplug-controller", kind: "hotplug-controller", instance: 0, space: "mmio",
+            window: WindowInfo(start: 0xC000_2000, end: 0xC000_2FFF), gsi: 7, state: "attached"),
     ]
 
     static let resources = ResourcesInfo(
@@ -132,13 +135,13 @@ final class FakeControl: VMControl {
         state.withLock { $0.twoPhase = on }
     }
 
-    /// Unplugs a device unless refused; COM1 and the exit port are refused with 409. Two-phase:
-    /// marks it removing instead.
+    /// Unplugs a device unless refused; COM1, the exit port and the hot-plug controller are
+    /// refused with 409. Two-phase: marks it removing instead.
     func unplugDevice(id: String) throws(ControlError) -> Unplugged<DeviceInfo> {
         visit()
         return try state.withLock { state throws(ControlError) in
             if let refusal = state.refusal { throw refusal }
-            if id == "com1" || id == "exit-port" { throw .conflict("\(id) cannot be removed") }
+            if ["com1", "exit-port", "hotplug-controller"].contains(id) { throw .conflict("\(id) cannot be removed") }
             if let index = state.plugged.firstIndex(where: { $0.id == id }) {
                 if state.twoPhase {
                     state.plugged[index].state = "removing"

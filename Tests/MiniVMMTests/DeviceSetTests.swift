@@ -290,7 +290,7 @@ struct DeviceSetTests {
         #expect(harness.host.liveMappings == 1)
         let lines = harness.log.lines
         #expect(lines.count == 2 && lines.allSatisfy { $0.hasPrefix("error: ") && $0.contains("quarantined") })
-        #expect(lines.first?.contains("GSI 6") == true && lines.last?.contains("memory slot 2") == true)
+        #expect(lines.first?.contains("GSI 6") == true && lines.last?.contains("memory slot 1") == true)
     }
 
     @Test("with notifications on, a removal is two-phase: flagged, announced, freed only by the guest's EJECT")

@@ -86,52 +86,107 @@ struct OpenAPISpecTests {
         }
     }
 
+    /// One request, sent to a fresh ``FakeControl`` after the requests of `before` (sent
+    /// without a refusal), with removals two-phase if `twoPhase` (the guest enabled
+    /// notifications), and refused with `refuse` if set.
+    private struct Case {
+        var request: ControlRequest
+        var refuse: ControlError?
+        var before: [ControlRequest] = []
+        var twoPhase = false
+    }
+
     /// Requests that between them produce every status of every operation.
-    private static let requests: [(ControlRequest, refuse: ControlError?)] = {
+    private static let requests: [Case] = {
+        let request = { (method: String, target: String) in ControlRequest(method: method, target: target) }
         let patch = { (body: String) in ControlRequest(method: "PATCH", target: "/vm", body: Array(body.utf8)) }
         let put = { (id: String, body: String) in ControlRequest(method: "PUT", target: "/devices/\(id)", body: Array(body.utf8)) }
+        let putMemory = { (id: String, body: String) in
+            ControlRequest(method: "PUT", target: "/memory/\(id)", body: Array(body.utf8))
+        }
+        let tooLarge = String(repeating: " ", count: ControlAPI.maximumBodyBytes + 1)
         return [
-            (ControlRequest(method: "GET", target: "/vm"), nil),
-            (ControlRequest(method: "GET", target: "/resources"), nil),
-            (ControlRequest(method: "GET", target: "/devices"), nil),
-            (ControlRequest(method: "GET", target: "/devices/timer0"), nil),
-            (ControlRequest(method: "GET", target: "/devices/exit-port"), nil),
-            (ControlRequest(method: "GET", target: "/devices/none0"), nil),
-            (ControlRequest(method: "GET", target: "/devices/NO!"), nil),
-            (patch(#"{"state": "paused"}"#), nil),
-            (patch(#"{"state": "running"}"#), nil),
-            (patch(#"{"state": "asleep"}"#), nil),
-            (patch(#"{"state": "paused", "x": 1}"#), nil),
-            (patch("{"), nil),
-            (patch(String(repeating: " ", count: ControlAPI.maximumBodyBytes + 1)), nil),
-            (patch(#"{"state": "paused"}"#), .conflict("The VM is stopping; do not change its state now.")),
-            (patch(#"{"state": "paused"}"#), .internalFailure("The vCPUs could not be paused.")),
-            (ControlRequest(method: "GET", target: "/nowhere"), nil),
-            (put("timer1", #"{"kind": "timer"}"#), nil),
-            (put("console7", #"{"kind": "dma-console"}"#), nil),
-            (put("timer1", #"{"kind": "disk"}"#), nil),
-            (put("timer1", #"{"kind": "timer", "size": 1}"#), nil),
-            (put("Timer!", #"{"kind": "timer"}"#), nil),
-            (put("timer0", #"{"kind": "timer"}"#), nil),
-            (put("timer1", String(repeating: " ", count: ControlAPI.maximumBodyBytes + 1)), nil),
-            (put("timer1", #"{"kind": "timer"}"#), .conflict("no free GSI for timer19: all 19 device GSIs are in use")),
-            (put("timer1", #"{"kind": "timer"}"#), .internalFailure("KVM refused the irqfd.")),
-            (ControlRequest(method: "DELETE", target: "/devices/timer0"), nil),
-            (ControlRequest(method: "DELETE", target: "/devices/none0"), nil),
-            (ControlRequest(method: "DELETE", target: "/devices/com1"), nil),
-            (ControlRequest(method: "DELETE", target: "/devices/NO!"), nil),
-            (ControlRequest(method: "DELETE", target: "/devices/timer0"), .internalFailure("KVM refused.")),
-            (ControlRequest(method: "POST", target: "/devices/timer0"), nil),
-            (ControlRequest(method: "DELETE", target: "/vm"), nil),
-            (ControlRequest(method: "POST", target: "/resources"), nil),
+            Case(request: request("GET", "/vm")),
+            Case(request: request("GET", "/vm"), before: [putMemory("hot1", #"{"size": "2M"}"#)]),
+            Case(request: request("GET", "/resources")),
+            Case(request: request("GET", "/devices")),
+            Case(request: request("GET", "/devices"), before: [put("t1", #"{"kind": "timer"}"#), request("DELETE", "/devices/t1")],
+                 twoPhase: true),
+            Case(request: request("GET", "/devices/timer0")),
+            Case(request: request("GET", "/devices/exit-port")),
+            Case(request: request("GET", "/devices/hotplug-controller")),
+            Case(request: request("GET", "/devices/none0")),
+            Case(request: request("GET", "/devices/NO!")),
+            Case(request: patch(#"{"state": "paused"}"#)),
+            Case(request: patch(#"{"state": "running"}"#)),
+            Case(request: patch(#"{"state": "asleep"}"#)),
+            Case(request: patch(#"{"state": "paused", "x": 1}"#)),
+            Case(request: patch("{")),
+            Case(request: patch(tooLarge)),
+            Case(request: patch(#"{"state": "paused"}"#), refuse: .conflict("The VM is stopping; do not change its state now.")),
+            Case(request: patch(#"{"state": "paused"}"#), refuse: .internalFailure("The vCPUs could not be paused.")),
+            Case(request: request("GET", "/nowhere")),
+            Case(request: put("timer1", #"{"kind": "timer"}"#)),
+            Case(request: put("console7", #"{"kind": "dma-console"}"#)),
+            Case(request: put("timer1", #"{"kind": "disk"}"#)),
+            Case(request: put("timer1", #"{"kind": "timer", "size": 1}"#)),
+            Case(request: put("Timer!", #"{"kind": "timer"}"#)),
+            Case(request: put("timer0", #"{"kind": "timer"}"#)),
+            Case(request: put("timer1", tooLarge)),
+            Case(request: put("timer1", #"{"kind": "timer"}"#), refuse: .conflict("no free GSI for timer19: all 19 device GSIs are in use")),
+            Case(request: put("timer1", #"{"kind": "timer"}"#), refuse: .internalFailure("KVM refused the irqfd.")),
+            Case(request: request("DELETE", "/devices/timer0")),
+            Case(request: request("DELETE", "/devices/t1"), before: [put("t1", #"{"kind": "timer"}"#)], twoPhase: true),
+            Case(request: request("DELETE", "/devices/none0")),
+            Case(request: request("DELETE", "/devices/com1")),
+            Case(request: request("DELETE", "/devices/hotplug-controller")),
+            Case(request: request("DELETE", "/devices/NO!")),
+            Case(request: request("DELETE", "/devices/timer0"), refuse: .internalFailure("KVM refused.")),
+            Case(request: request("POST", "/devices/timer0")),
+            Case(request: request("DELETE", "/vm")),
+            Case(request: request("POST", "/resources")),
+            Case(request: request("GET", "/memory")),
+            Case(request: request("GET", "/memory"), before: [putMemory("hot1", #"{"size": "2M"}"#), request("DELETE", "/memory/hot1")],
+                 twoPhase: true),
+            Case(request: request("GET", "/memory/ram0")),
+            Case(request: request("GET", "/memory/hot1"), before: [putMemory("hot1", #"{"size": "1G"}"#)]),
+            Case(request: request("GET", "/memory/none0")),
+            Case(request: request("GET", "/memory/NO!")),
+            Case(request: putMemory("hot1", #"{"size": "256M"}"#)),
+            Case(request: putMemory("hot1", #"{"size": "2097152"}"#)),
+            Case(request: putMemory("hot1", #"{"size": "3M"}"#)),
+            Case(request: putMemory("hot1", #"{"size": "12X"}"#)),
+            Case(request: putMemory("hot1", #"{"size": 268435456}"#)),
+            Case(request: putMemory("hot1", #"{"size": "256M", "slot": 1}"#)),
+            Case(request: putMemory("Hot!", #"{"size": "256M"}"#)),
+            Case(request: putMemory("ram0", #"{"size": "256M"}"#)),
+            Case(request: putMemory("hot1", tooLarge)),
+            Case(request: putMemory("hot1", #"{"size": "32G"}"#),
+                 refuse: .conflict("no free 32 GiB range left in the 16 GiB hot-plug window 0x100000000-0x4ffffffff")),
+            Case(request: putMemory("hot1", #"{"size": "256M"}"#), refuse: .internalFailure("KVM refused the memory slot.")),
+            Case(request: request("DELETE", "/memory/hot1"), before: [putMemory("hot1", #"{"size": "256M"}"#)]),
+            Case(request: request("DELETE", "/memory/hot1"), before: [putMemory("hot1", #"{"size": "256M"}"#)], twoPhase: true),
+            Case(request: request("DELETE", "/memory/ram0")),
+            Case(request: request("DELETE", "/memory/none0")),
+            Case(request: request("DELETE", "/memory/NO!")),
+            Case(request: request("DELETE", "/memory/hot1"), refuse: .internalFailure("KVM refused."),
+                 before: [putMemory("hot1", #"{"size": "256M"}"#)]),
+            Case(request: request("PATCH", "/memory")),
+            Case(request: request("POST", "/memory/hot1")),
         ]
     }()
 
     @Test func everyResponseIsSpecifiedAndMatchesItsSchema() throws {
         var produced: Set<String> = []
-        for (request, refusal) in Self.requests {
+        for testCase in Self.requests {
             let control = FakeControl()
-            control.refuse(with: refusal)
+            control.setTwoPhase(testCase.twoPhase)
+            for earlier in testCase.before {
+                let status = ControlAPI(control: control).respond(to: earlier).status
+                #expect((200..<300).contains(status), "\(earlier.method) \(earlier.target) → \(status) before the case")
+            }
+            control.refuse(with: testCase.refuse)
+            let request = testCase.request
             let response = ControlAPI(control: control).respond(to: request)
             let label = "\(request.method) \(request.target) → \(response.status)"
             let body: Any? = response.body.isEmpty ? nil : try JSONSerialization.jsonObject(with: Data(response.body))
@@ -180,10 +235,26 @@ struct OpenAPISpecTests {
         }
     }
 
-    @Test func theDeviceIDPatternIsTheAPIs() throws {
-        let schema = try #require(resolve(["$ref": "#/components/schemas/DeviceID"]) as? [String: Any])
+    @Test(arguments: [("DeviceID", "device"), ("MemoryRegionID", "memory region")])
+    func theIDPatternsAreTheAPIs(schemaName: String, what: String) throws {
+        let schema = try #require(resolve(["$ref": "#/components/schemas/\(schemaName)"]) as? [String: Any])
         for id in ["timer0", "dma-console12", "a", String(repeating: "z", count: 32), "", "Timer0", "a.b", String(repeating: "z", count: 33), "é"] {
-            #expect((mismatch(id, schema) == nil) == (ControlAPI.idProblem(id) == nil), "\(id)")
+            #expect((mismatch(id, schema) == nil) == (ControlAPI.idProblem(id, what: what) == nil), "\(id)")
+        }
+    }
+
+    /// The spec's pattern for `size` accepts what the API's parser accepts, except sizes
+    /// too large for 64 bits (which no pattern of digits can refuse). Whether a size is a
+    /// positive multiple of 2 MiB is checked later, so "0" and "3M" pass both.
+    @Test func theMemorySizePatternIsTheAPIs() throws {
+        let put = try #require(resolve(["$ref": "#/components/schemas/MemoryPut"]) as? [String: Any])
+        let schema = (put["properties"] as? [String: Any])?["size"]
+        for size in [
+            "256M", "256m", "2097152", "1G", "4096K", "4096k", "0", "3M", "007M", "", "12X", " 2M", "2M ", "+2M", "-2M",
+            "2MiB", "2MB", "1.5G", "M", "0x200000", "2e6", "\u{0662}M", "2_000M",
+        ] {
+            let accepted = (try? MemoryPut.decode(Array(#"{"size": "\#(size)"}"#.utf8))) != nil
+            #expect((mismatch(size, schema) == nil) == accepted, "\(size)")
         }
     }
 }

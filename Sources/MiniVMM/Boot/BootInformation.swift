@@ -13,7 +13,7 @@ package enum BootInformation {
     package static let none: UInt32 = 0xFFFF_FFFF
 
     /// What an entry describes.
-    package enum Kind: UInt16, Hashable, Sendable {
+    package enum Kind: UInt16, Hashable, Sendable, Codable {
         /// A RAM region (memory space).
         case ram = 1
         /// The exit port (port I/O).
@@ -39,7 +39,7 @@ package enum BootInformation {
 
     /// What names an entry to the guest: its kind and instance (the hot-plug controller's
     /// EJECT register takes `kind << 16 | instance`).
-    package struct EntryID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    package struct EntryID: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
         /// The entry's kind.
         package var kind: Kind
         /// Its instance among entries of the kind.

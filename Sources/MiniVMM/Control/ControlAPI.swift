@@ -309,7 +309,7 @@ package struct StatePatch: Hashable, Sendable {
     /// Checks `body` in order — UTF-8, nesting depth, JSON syntax, an object, no unknown
     /// field, a valid `state` — and returns the patch.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> StatePatch {
-        StatePatch(state: try JSONBody.decode(SingleField<VMRunState>.self, from: body).value)
+        StatePatch(state: try JSONBody.decode(SingleField<VMRunState>.self, from: body, example: #"{"state": "paused"}"#).value)
     }
 }
 
@@ -320,7 +320,7 @@ package struct DevicePut: Hashable, Sendable {
 
     /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> DevicePut {
-        DevicePut(kind: try JSONBody.decode(SingleField<DeviceKind>.self, from: body).value)
+        DevicePut(kind: try JSONBody.decode(SingleField<DeviceKind>.self, from: body, example: #"{"kind": "timer"}"#).value)
     }
 }
 
@@ -332,7 +332,7 @@ package struct MemoryPut: Hashable, Sendable {
 
     /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> MemoryPut {
-        MemoryPut(size: try JSONBody.decode(SingleField<MemorySizeText>.self, from: body).value.bytes)
+        MemoryPut(size: try JSONBody.decode(SingleField<MemorySizeText>.self, from: body, example: #"{"size": "256M"}"#).value.bytes)
     }
 }
 
@@ -366,7 +366,7 @@ extension BodyField {
 
 extension MemorySizeText {
     static var mustBe: String? {
-        "The field \"size\" must be a string of bytes with an optional K, M or G suffix, a multiple of 2 MiB, such as \"256M\"."
+        "The field \"size\" must be a string of bytes with an optional K, M or G suffix, such as \"256M\" (a multiple of 2 MiB)."
     }
 }
 
@@ -424,7 +424,7 @@ package enum JSONBody {
     /// `body` decoded as `T`, checked first for being non-empty, valid UTF-8 and nested at
     /// most ``ControlAPI/maximumJSONDepth`` deep, then for being a well-formed JSON object.
     /// `T` throws ``BodyError`` for fields it refuses.
-    package static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8]) throws(BodyError) -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], example: String) throws(BodyError) -> T {
         guard !body.isEmpty else { throw BodyError("The request body is empty; send a JSON object.") }
         guard String(validating: body, as: UTF8.self) != nil else {
             throw BodyError("The request body is not valid UTF-8; send UTF-8 JSON.")
@@ -438,9 +438,9 @@ package enum JSONBody {
         } catch let error as BodyError {
             throw error
         } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
-            throw BodyError("The request body must be a JSON object, such as {\"state\": \"paused\"}.")
+            throw BodyError("The request body must be a JSON object, such as \(example).")
         } catch {
-            throw BodyError("The request body is not valid JSON; send a JSON object such as {\"state\": \"paused\"}.")
+            throw BodyError("The request body is not a valid JSON object; send one such as \(example).")
         }
     }
 

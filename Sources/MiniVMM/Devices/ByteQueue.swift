@@ -40,6 +40,14 @@ struct ByteQueue {
         return byte
     }
 
+    /// The queued bytes, head first.
+    var bytes: [UInt8] { Array(storage[head...]) }
+
+    /// A queue holding `bytes`, head first.
+    init(_ bytes: [UInt8] = []) {
+        storage = bytes
+    }
+
     /// Removes every byte.
     mutating func removeAll() {
         storage.removeAll(keepingCapacity: true)

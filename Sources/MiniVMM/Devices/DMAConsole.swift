@@ -57,16 +57,62 @@ package final class DMAConsole: BusDevice {
     /// CTRL bit 0: interrupt on completion.
     package static let interruptOnCompletion: UInt32 = 0x1
 
-    private struct State {
-        var status: UInt32 = Status.ok
-        var addressLow: UInt32 = 0
-        var addressHigh: UInt32 = 0
-        var length: UInt32 = 0
-        var control: UInt32 = 0
-        var written: UInt32 = 0
+    /// What a snapshot keeps of a console: its registers.
+    package struct Snapshot: Codable, Hashable, Sendable {
+        /// STATUS.
+        package var status: UInt32 = Status.ok
+        /// ADDR_LO.
+        package var addressLow: UInt32 = 0
+        /// ADDR_HI.
+        package var addressHigh: UInt32 = 0
+        /// LENGTH.
+        package var length: UInt32 = 0
+        /// CTRL.
+        package var control: UInt32 = 0
+        /// WRITTEN.
+        package var written: UInt32 = 0
+
+        enum CodingKeys: String, CodingKey {
+            case status, length, control, written
+            case addressLow = "address_low"
+            case addressHigh = "address_high"
+        }
+
+        /// A console's reset state.
+        package init() {}
+
+        /// Decodes only register values the console can hold.
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            status = try container.decode(UInt32.self, forKey: .status)
+            addressLow = try container.decode(UInt32.self, forKey: .addressLow)
+            addressHigh = try container.decode(UInt32.self, forKey: .addressHigh)
+            length = try container.decode(UInt32.self, forKey: .length)
+            control = try container.decode(UInt32.self, forKey: .control)
+            written = try container.decode(UInt32.self, forKey: .written)
+            guard status == Status.ok || status == Status.badRequest else {
+                throw DecodingError.dataCorruptedError(forKey: .status, in: container, debugDescription: "STATUS is 0 or 1")
+            }
+            guard control & ~DMAConsole.interruptOnCompletion == 0 else {
+                throw DecodingError.dataCorruptedError(forKey: .control, in: container, debugDescription: "CTRL has only bit 0")
+            }
+        }
 
         var address: UInt64 { UInt64(addressHigh) << 32 | UInt64(addressLow) }
     }
+
+    private typealias State = Snapshot
+
+    /// The console's registers.
+    package func snapshot() -> Snapshot {
+        state.withLock { $0 }
+    }
+
+    /// Takes `snapshot`'s registers.
+    package func restore(_ snapshot: Snapshot) {
+        state.withLock { $0 = snapshot }
+    }
+
 
     private let memory: any GuestMemoryReader
     private let output: any ConsoleOutput

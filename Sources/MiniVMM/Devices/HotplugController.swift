@@ -57,7 +57,7 @@ package final class HotplugController: BusDevice {
         package static let ejectError: UInt32 = 0x2
     }
 
-    private struct State {
+    struct State {
         var generation: UInt32 = 0
         var control: UInt32 = 0
         var status: UInt32 = 0
@@ -70,6 +70,70 @@ package final class HotplugController: BusDevice {
 
     private let interrupt: any InterruptLine
     private let state = Mutex(State())
+
+    /// What a snapshot keeps of the controller: its registers and the removals under way.
+    package struct Snapshot: Codable, Hashable, Sendable {
+        /// GENERATION.
+        package var generation: UInt32
+        /// CTRL.
+        package var control: UInt32
+        /// STATUS.
+        package var status: UInt32
+        /// Entries marked REMOVING that the guest has not ejected, ascending.
+        package var requested: [BootInformation.EntryID]
+        /// Entries the guest ejected whose removal was not complete, ascending.
+        package var ejected: [BootInformation.EntryID]
+
+        /// Decodes only register bits the controller has, and each entry in one list once.
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            generation = try container.decode(UInt32.self, forKey: .generation)
+            control = try container.decode(UInt32.self, forKey: .control)
+            status = try container.decode(UInt32.self, forKey: .status)
+            requested = try container.decode([BootInformation.EntryID].self, forKey: .requested)
+            ejected = try container.decode([BootInformation.EntryID].self, forKey: .ejected)
+            guard control & ~Control.notify == 0 else {
+                throw DecodingError.dataCorruptedError(forKey: .control, in: container, debugDescription: "CTRL has bit 0 only")
+            }
+            guard status & ~(Status.changed | Status.ejectError) == 0 else {
+                throw DecodingError.dataCorruptedError(forKey: .status, in: container, debugDescription: "STATUS has bits 0-1 only")
+            }
+            guard Set(requested + ejected).count == requested.count + ejected.count else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .ejected, in: container, debugDescription: "an entry is listed twice")
+            }
+        }
+
+        init(_ state: State) {
+            generation = state.generation
+            control = state.control
+            status = state.status
+            requested = state.requested.sorted()
+            ejected = state.ejected.sorted()
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case generation, control, status, requested, ejected
+        }
+    }
+
+    /// The controller's registers and removals under way.
+    package func snapshot() -> Snapshot {
+        state.withLock { Snapshot($0) }
+    }
+
+    /// Takes `snapshot`'s state (the eject handler stays); returns the entries the guest had
+    /// ejected, whose removal the machine must still complete.
+    package func restore(_ snapshot: Snapshot) -> [BootInformation.EntryID] {
+        state.withLock { state in
+            state.generation = snapshot.generation
+            state.control = snapshot.control
+            state.status = snapshot.status
+            state.requested = Set(snapshot.requested)
+            state.ejected = Set(snapshot.ejected)
+        }
+        return snapshot.ejected
+    }
 
     /// A controller at generation 0 with notifications off, raising `interrupt`.
     package init(interrupt: any InterruptLine) {

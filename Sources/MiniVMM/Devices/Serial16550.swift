@@ -42,6 +42,16 @@ package final class Serial16550: BusDevice {
         self.interrupt = interrupt
     }
 
+    /// The UART's registers, FIFO and unread host input.
+    package func snapshot() -> SerialState.Snapshot {
+        state.withLock { SerialState.Snapshot($0) }
+    }
+
+    /// Takes `snapshot`'s state (the in-kernel irqchip's copy of the line is restored with it).
+    package func restore(_ snapshot: SerialState.Snapshot) {
+        state.withLock { $0 = SerialState(snapshot) }
+    }
+
     /// Queues host input for the guest (from the stdin reader thread). Nothing is dropped:
     /// bytes wait in a host-side backlog until the receive FIFO has room.
     ///

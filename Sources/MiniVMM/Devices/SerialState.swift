@@ -1,6 +1,6 @@
 /// The register state of a 16550A, without locking or I/O: ``Serial16550`` owns one behind
 /// a mutex and does the output and interrupt-line calls.
-struct SerialState {
+package struct SerialState {
     /// Interrupt-enable register bits.
     enum IER {
         static let receivedData: UInt8 = 0x01
@@ -239,5 +239,103 @@ struct SerialState {
         if before & MSR.ri != 0 && after & MSR.ri == 0 { modemStatusDeltas |= MSR.trailingEdgeRI }
         if changed & MSR.dcd != 0 { modemStatusDeltas |= MSR.deltaDCD }
         refillIfAnnounced()
+    }
+}
+
+extension SerialState {
+    /// What a snapshot keeps of a 16550: every register, both FIFOs' bytes and the host
+    /// input the guest has not seen yet.
+    package struct Snapshot: Codable, Hashable, Sendable {
+        var receiveFIFO: [UInt8]
+        var backlog: [UInt8]
+        var interruptEnable: UInt8
+        var lineControl: UInt8
+        var modemControl: UInt8
+        var scratch: UInt8
+        var divisorLatch: UInt16
+        var fifosEnabled: Bool
+        var receiveTriggerLevel: Int
+        var overrun: Bool
+        var transmitterEmptyPending: Bool
+        var modemStatusDeltas: UInt8
+        var lineAsserted: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case backlog, scratch, overrun
+            case receiveFIFO = "receive_fifo"
+            case interruptEnable = "ier"
+            case lineControl = "lcr"
+            case modemControl = "mcr"
+            case divisorLatch = "divisor"
+            case fifosEnabled = "fifos_enabled"
+            case receiveTriggerLevel = "receive_trigger_level"
+            case transmitterEmptyPending = "thr_empty_pending"
+            case modemStatusDeltas = "msr_deltas"
+            case lineAsserted = "line_asserted"
+        }
+
+        /// Decodes only a state the UART can be in: a FIFO within its capacity, a trigger
+        /// level FCR can set, register bits the chip has.
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            receiveFIFO = try container.decode([UInt8].self, forKey: .receiveFIFO)
+            backlog = try container.decode([UInt8].self, forKey: .backlog)
+            interruptEnable = try container.decode(UInt8.self, forKey: .interruptEnable)
+            lineControl = try container.decode(UInt8.self, forKey: .lineControl)
+            modemControl = try container.decode(UInt8.self, forKey: .modemControl)
+            scratch = try container.decode(UInt8.self, forKey: .scratch)
+            divisorLatch = try container.decode(UInt16.self, forKey: .divisorLatch)
+            fifosEnabled = try container.decode(Bool.self, forKey: .fifosEnabled)
+            receiveTriggerLevel = try container.decode(Int.self, forKey: .receiveTriggerLevel)
+            overrun = try container.decode(Bool.self, forKey: .overrun)
+            transmitterEmptyPending = try container.decode(Bool.self, forKey: .transmitterEmptyPending)
+            modemStatusDeltas = try container.decode(UInt8.self, forKey: .modemStatusDeltas)
+            lineAsserted = try container.decode(Bool.self, forKey: .lineAsserted)
+            func refuse(_ key: CodingKeys, _ why: String) -> DecodingError {
+                .dataCorruptedError(forKey: key, in: container, debugDescription: why)
+            }
+            guard receiveFIFO.count <= (fifosEnabled ? SerialState.fifoCapacity : 1) else {
+                throw refuse(.receiveFIFO, "\(receiveFIFO.count) bytes do not fit the receive FIFO")
+            }
+            guard [1, 4, 8, 14].contains(receiveTriggerLevel) else {
+                throw refuse(.receiveTriggerLevel, "the trigger level is 1, 4, 8 or 14")
+            }
+            guard interruptEnable & 0xF0 == 0 else { throw refuse(.interruptEnable, "IER has bits 0-3 only") }
+            guard modemControl & ~MCR.writable == 0 else { throw refuse(.modemControl, "MCR has bits 0-4 only") }
+            guard modemStatusDeltas & 0xF0 == 0 else { throw refuse(.modemStatusDeltas, "MSR deltas are bits 0-3") }
+        }
+
+        init(_ state: SerialState) {
+            receiveFIFO = state.receiveFIFO.bytes
+            backlog = state.backlog.bytes
+            interruptEnable = state.interruptEnable
+            lineControl = state.lineControl
+            modemControl = state.modemControl
+            scratch = state.scratch
+            divisorLatch = state.divisorLatch
+            fifosEnabled = state.fifosEnabled
+            receiveTriggerLevel = state.receiveTriggerLevel
+            overrun = state.overrun
+            transmitterEmptyPending = state.transmitterEmptyPending
+            modemStatusDeltas = state.modemStatusDeltas
+            lineAsserted = state.lineAsserted
+        }
+    }
+
+    /// The state `snapshot` describes.
+    init(_ snapshot: Snapshot) {
+        receiveFIFO = ByteQueue(snapshot.receiveFIFO)
+        backlog = ByteQueue(snapshot.backlog)
+        interruptEnable = snapshot.interruptEnable
+        lineControl = snapshot.lineControl
+        modemControl = snapshot.modemControl
+        scratch = snapshot.scratch
+        divisorLatch = snapshot.divisorLatch
+        fifosEnabled = snapshot.fifosEnabled
+        receiveTriggerLevel = snapshot.receiveTriggerLevel
+        overrun = snapshot.overrun
+        transmitterEmptyPending = snapshot.transmitterEmptyPending
+        modemStatusDeltas = snapshot.modemStatusDeltas
+        lineAsserted = snapshot.lineAsserted
     }
 }

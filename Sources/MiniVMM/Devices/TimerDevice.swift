@@ -112,6 +112,77 @@ package final class TimerDevice: BusDevice {
         }
     }
 
+    /// What a snapshot keeps of a timer: its registers and, if armed, the time it has left.
+    package struct Snapshot: Codable, Hashable, Sendable {
+        /// DELAY_US as last written.
+        package var delayMicroseconds: UInt32
+        /// STATUS.FIRED.
+        package var fired: Bool
+        /// COUNT.
+        package var count: UInt32
+        /// Microseconds until an armed timer fires; nil when disarmed.
+        package var remainingMicroseconds: UInt32?
+
+        enum CodingKeys: String, CodingKey {
+            case fired, count
+            case delayMicroseconds = "delay_us"
+            case remainingMicroseconds = "remaining_us"
+        }
+
+        /// A snapshot.
+        package init(delayMicroseconds: UInt32, fired: Bool, count: UInt32, remainingMicroseconds: UInt32?) {
+            self.delayMicroseconds = delayMicroseconds
+            self.fired = fired
+            self.count = count
+            self.remainingMicroseconds = remainingMicroseconds
+        }
+
+        /// Decodes only a state a timer can be in: time left at most the delay armed.
+        package init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            delayMicroseconds = try container.decode(UInt32.self, forKey: .delayMicroseconds)
+            fired = try container.decode(Bool.self, forKey: .fired)
+            count = try container.decode(UInt32.self, forKey: .count)
+            remainingMicroseconds = try container.decodeIfPresent(UInt32.self, forKey: .remainingMicroseconds)
+            if let remaining = remainingMicroseconds, remaining > delayMicroseconds {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .remainingMicroseconds, in: container,
+                    debugDescription: "\(remaining) µs left is more than the \(delayMicroseconds) µs armed")
+            }
+        }
+    }
+
+    /// The timer's state; call while the machine is paused (the time left is frozen then).
+    package func snapshot() -> Snapshot {
+        state.withLock { state in
+            let remaining = state.frozenRemaining ?? state.deadline.map { max($0 - ContinuousClock.now, .zero) }
+            let microseconds = remaining.map { remaining -> UInt32 in
+                let (seconds, attoseconds) = remaining.components
+                let total = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+                return UInt32(clamping: min(max(total, 0), Int64(state.delay)))
+            }
+            return Snapshot(
+                delayMicroseconds: state.delay, fired: state.fired, count: state.count,
+                remainingMicroseconds: state.isArmed ? microseconds ?? 0 : nil)
+        }
+    }
+
+    /// Takes `snapshot`'s state, frozen: an armed timer runs on from ``resume()``, the way a
+    /// paused machine's timers do.
+    package func restore(_ snapshot: Snapshot) {
+        state.withLock { state in
+            state.generation &+= 1
+            state.pending?.cancel()
+            state.pending = nil
+            state.deadline = nil
+            state.delay = snapshot.delayMicroseconds
+            state.fired = snapshot.fired
+            state.count = snapshot.count
+            state.isSuspended = true
+            state.frozenRemaining = snapshot.remainingMicroseconds.map { .microseconds(Int64($0)) }
+        }
+    }
+
     /// Handles a guest read; only aligned 32-bit reads of listed registers are answered.
     package func read(offset: UInt64, width: Int) -> UInt64 {
         guard let register = DeviceAccess.register(offset: offset, width: width) else {

@@ -123,7 +123,7 @@ final class MachineController: VMControl {
             let taken = try whilePaused(state) { () throws(PlugError) in try deviceSet.plug(kind) }
             state.ids[taken.owner] = id
             guard let info = deviceList(state).first(where: { $0.id == id }) else {
-                throw .internalFailure("device \(id) was plugged in but is not listed")
+                throw .internalFailure("Device \(id) was plugged in but is not listed.")
             }
             return info
         }
@@ -132,10 +132,10 @@ final class MachineController: VMControl {
     func unplugDevice(id: String) throws(ControlError) -> Unplugged<DeviceInfo> {
         try state.withLock { state throws(ControlError) in
             guard let info = deviceList(state).first(where: { $0.id == id }) else {
-                throw .notFound("no device '\(id)': GET /devices lists them")
+                throw .notFound("There is no device '\(id)'; GET /devices lists the devices.")
             }
             guard let owner = state.ids.first(where: { $0.value == id && !Self.isRAM($0.key) })?.key else {
-                throw .conflict("\(info.id) cannot be removed: COM1, the exit port and the hot-plug controller are part of every machine")
+                throw .conflict("\(info.id) cannot be removed: COM1, the exit port and the hot-plug controller are part of every machine.")
             }
             let removal = try whilePaused(state) { () throws(PlugError) in try deviceSet.remove(owner) }
             guard removal == .removing else {
@@ -152,7 +152,7 @@ final class MachineController: VMControl {
             let region = try whilePaused(state) { () throws(PlugError) in try deviceSet.plugRAM(size: size) }
             state.ids[region.owner] = id
             guard let info = regionList(state).first(where: { $0.id == id }) else {
-                throw .internalFailure("memory region \(id) was plugged in but is not listed")
+                throw .internalFailure("Memory region \(id) was plugged in but is not listed.")
             }
             return info
         }
@@ -161,12 +161,12 @@ final class MachineController: VMControl {
     func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo> {
         try state.withLock { state throws(ControlError) in
             guard let info = regionList(state).first(where: { $0.id == id }) else {
-                throw .notFound("no memory region '\(id)': GET /memory lists them")
+                throw .notFound("There is no memory region '\(id)'; GET /memory lists them.")
             }
             guard let owner = state.ids.first(where: { $0.value == id && Self.isRAM($0.key) })?.key,
                   deviceSet.entryID(of: owner) != nil
             else {
-                throw .conflict("\(info.id) is boot RAM, which cannot be removed; only RAM added with PUT /memory can")
+                throw .conflict("\(info.id) is boot RAM, which cannot be removed; only RAM added with PUT /memory can be.")
             }
             let removal = try whilePaused(state) { () throws(PlugError) in try deviceSet.remove(owner) }
             guard removal == .removing else {
@@ -200,10 +200,10 @@ final class MachineController: VMControl {
 
     private static func checkNewID(_ id: String, what: String, inUse: [String]) throws(ControlError) {
         guard DeviceID.isValid(id) else {
-            throw .invalid("\(what) id '\(id)' is not 1 to 32 characters of a-z, 0-9, '_' and '-'")
+            throw .invalid("The \(what) id '\(id)' is not 1 to 32 characters of a-z, 0-9, '_' and '-'.")
         }
         guard !inUse.contains(id) else {
-            throw .conflict("\(what) id '\(id)' is in use: choose another id or delete that \(what) first")
+            throw .conflict("The \(what) id '\(id)' is in use; choose another id or delete that \(what) first.")
         }
     }
 
@@ -212,11 +212,18 @@ final class MachineController: VMControl {
     }
 
     private static func controlError(_ error: PlugError) -> ControlError {
-        switch error {
-        case .resources(.notAttached), .notPlugged: .notFound(error.description)
-        case .resources(.badHotplugSize): .invalid(error.description)
-        case .resources, .tableFull: .conflict(error.description)
-        case .machine: .internalFailure(error.description)
+        let sentence = Self.sentence(error.description)
+        return switch error {
+        case .resources(.notAttached), .notPlugged: .notFound(sentence)
+        case .resources(.badHotplugSize): .invalid(sentence)
+        case .resources, .tableFull: .conflict(sentence)
+        case .machine: .internalFailure(sentence)
         }
+    }
+
+    /// A one-line message as a `fault_message` sentence: capitalised, with a full stop.
+    static func sentence(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        return first.uppercased() + text.dropFirst() + (text.hasSuffix(".") ? "" : ".")
     }
 }
