@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
         // The control API's HTTP/1.1 server (NIOCore, NIOPosix, NIOHTTP1 only).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        // SHA-256 of every file in a snapshot's manifest.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         // Tests only: parsing docs/api.yaml to check the routes against it.
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         // `swift package generate-documentation --target VMAllocator` (DocC); a plugin only.
@@ -51,6 +53,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             exclude: ["DESIGN.md"]
         ),

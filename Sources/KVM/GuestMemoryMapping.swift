@@ -30,6 +30,21 @@ public final class GuestMemoryMapping: @unchecked Sendable {
         self.size = rounded
     }
 
+    /// Maps the first `size` bytes of the file open at `descriptor` copy-on-write
+    /// (`MAP_PRIVATE`): the guest sees the file's bytes, pages are read in only when
+    /// touched, and writes stay in this process. The descriptor may be closed afterwards.
+    ///
+    /// - Throws: ``KVMError/failed(operation:errno:)`` with operation `"mmap"`, or
+    ///   `EINVAL` for a size of 0 or one that is not a whole number of pages.
+    public init(copyOnWriteOf descriptor: Int32, size: Int) throws(KVMError) {
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard size > 0, size % pageSize == 0 else { throw .failed(operation: "mmap", errno: .invalidArgument) }
+        let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, descriptor, 0)
+        guard let address, address != MAP_FAILED else { throw lastError("mmap") }
+        baseAddress = address
+        self.size = size
+    }
+
     deinit {
         munmap(baseAddress, size)
     }

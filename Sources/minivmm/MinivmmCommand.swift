@@ -15,13 +15,25 @@ struct MinivmmCommand: ParsableCommand {
             byte; minivmm's own messages go to stderr. stdin feeds COM1.
 
             Exit status: 0-63 the guest's status from exit port 0xF4; 64 bad command line; \
-            65 invalid image; 66 image not found or unreadable; 69 KVM unusable; 70 internal \
+            65 invalid image or snapshot; 66 image not found or unreadable; 69 KVM unusable; 70 internal \
             error; 71 host OS failure; 76 guest crashed or broke the ABI; 124 timeout; \
             128 + n stopped by signal n (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
             """)
 
-    @Argument(help: "The flat guest image, loaded at guest-physical 0x100000.")
-    var image: String
+    @Argument(help: "The flat guest image, loaded at guest-physical 0x100000 (not with --restore).")
+    var image: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "Resume the VM a snapshot directory holds (PUT /snapshot/create wrote it) instead of booting an image.",
+            valueName: "DIR"))
+    var restore: String?
+
+    @Flag(help: "With --restore: stay paused until PATCH /vm {\"state\": \"running\"}.")
+    var paused = false
+
+    @Flag(name: .customLong("verify-memory"), help: "With --restore: check every memory file's SHA-256, not only its size.")
+    var verifyMemory = false
 
     @Option(help: "Guest RAM: bytes with an optional K, M or G suffix (multiple of 4K, 2M to 64G).")
     var memory: String = "128M"
@@ -76,10 +88,17 @@ struct MinivmmCommand: ParsableCommand {
 
     /// The checked blueprint of the machine: everything that needs no host.
     func blueprint() throws(ConfigurationError) -> MachinePlan.Blueprint {
-        try MachinePlan.Blueprint(MachineConfiguration(
-            imagePath: image, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
+        if image != nil, restore != nil { throw .imageWithRestore }
+        if restore == nil, paused || verifyMemory { throw .restoreOnlyOption(paused ? "--paused" : "--verify-memory") }
+        guard let source = image ?? restore else { throw .missingImage }
+        var configuration = try MachineConfiguration(
+            imagePath: source, memorySize: MemorySize.parse(memory), timeoutSeconds: timeout,
             deviceCounts: deviceCounts(), cpus: cpus, describe: describe, kvmDevicePath: kvmDevice,
-            apiSocketPath: apiSocket))
+            apiSocketPath: apiSocket)
+        if let restore {
+            configuration.restore = .init(path: restore, startPaused: paused, verifyMemory: verifyMemory)
+        }
+        return try MachinePlan.Blueprint(configuration)
     }
 
     /// The checked log level.

@@ -17,6 +17,7 @@ final class FakeControl: VMControl {
         var regions: [MemoryRegionInfo] = []
         /// Whether removals are two-phase (the guest enabled notifications).
         var twoPhase = false
+        var snapshots: [String] = []
     }
 
     private let state = Mutex(State())
@@ -154,6 +155,19 @@ final class FakeControl: VMControl {
             return .removed
         }
     }
+
+    /// Snapshots: refused unless paused; records the paths.
+    func createSnapshot(path: String) throws(ControlError) {
+        visit()
+        try state.withLock { state throws(ControlError) in
+            if let refusal = state.refusal { throw refusal }
+            guard state.runState == .paused else { throw .conflict("The VM must be paused for a snapshot.") }
+            state.snapshots.append(path)
+        }
+    }
+
+    /// The paths snapshots were written to.
+    var snapshots: [String] { state.withLock { $0.snapshots } }
 
     func memoryRegions() -> [MemoryRegionInfo] {
         visit()

@@ -31,6 +31,12 @@ struct ExitCodeTests {
         (.failed(.configuration(.invalidMemory(text: "1M", .tooSmall))), 64),
         (.failed(.configuration(.invalidMemory(text: "12X", .badSuffix))), 64),
         (.failed(.configuration(.emptyImagePath)), 64),
+        (.failed(.configuration(.imageWithRestore)), 64),
+        (.failed(.configuration(.missingImage)), 64),
+        (.failed(.configuration(.restoreOnlyOption("--paused"))), 64),
+        // 65: a snapshot that cannot be restored.
+        (.failed(.snapshot(.unknownVersion(7))), 65),
+        (.failed(.snapshot(.notFound(file: "manifest.json"))), 65),
         (.failed(.configuration(.emptyKVMDevicePath)), 64),
         (.failed(.configuration(.negativeDeviceCount(.timer, -1))), 64),
         (.failed(.configuration(.invalidTimeout(0))), 64),
@@ -97,6 +103,7 @@ struct ExitCodeTests {
                 case .configuration: layers.insert("configuration")
                 case .plan: layers.insert("plan")
                 case .image: layers.insert("image")
+                case .snapshot: layers.insert("snapshot")
                 case .machine(let error):
                     switch error.cause {
                     case .kvm: layers.insert("machine.kvm")
@@ -107,7 +114,7 @@ struct ExitCodeTests {
             }
         }
         #expect(ends == ["guestExited", "exitValueTooLarge", "crashed", "timeout", "signal", "finished"])
-        #expect(layers == ["configuration", "plan", "image", "machine.kvm", "machine.host", "machine.inconsistent"])
+        #expect(layers == ["configuration", "plan", "image", "snapshot", "machine.kvm", "machine.host", "machine.inconsistent"])
     }
 
     @Test func guestStatusNeverEscapesItsRange() {

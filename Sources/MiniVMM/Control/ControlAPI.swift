@@ -89,9 +89,13 @@ package struct ControlAPI: Sendable {
         case memory
         /// `/memory/{id}`, with the id as sent (not yet validated).
         case memoryRegion(String)
+        /// `/snapshot/create`
+        case snapshotCreate
 
         /// Every route, with `{id}` standing for a device or region id.
-        package static let all: [Route] = [.vm, .resources, .devices, .device("{id}"), .memory, .memoryRegion("{id}")]
+        package static let all: [Route] = [
+            .vm, .resources, .devices, .device("{id}"), .memory, .memoryRegion("{id}"), .snapshotCreate,
+        ]
 
         /// The path, as docs/api.yaml writes it (`/devices/{id}` for every device).
         package var template: String {
@@ -102,6 +106,7 @@ package struct ControlAPI: Sendable {
             case .device: "/devices/{id}"
             case .memory: "/memory"
             case .memoryRegion: "/memory/{id}"
+            case .snapshotCreate: "/snapshot/create"
             }
         }
 
@@ -111,6 +116,7 @@ package struct ControlAPI: Sendable {
             case .vm: ["GET", "PATCH"]
             case .resources, .devices, .memory: ["GET"]
             case .device, .memoryRegion: ["GET", "PUT", "DELETE"]
+            case .snapshotCreate: ["PUT"]
             }
         }
 
@@ -121,6 +127,7 @@ package struct ControlAPI: Sendable {
             case "/resources": self = .resources
             case "/devices": self = .devices
             case "/memory": self = .memory
+            case "/snapshot/create": self = .snapshotCreate
             default:
                 // `/devices/a/b` is no route; a bad id in the one segment is a 400, below.
                 for (prefix, route) in [("/devices/", Route.device), ("/memory/", Route.memoryRegion)] where path.hasPrefix(prefix) {
@@ -143,7 +150,7 @@ package struct ControlAPI: Sendable {
         }
         let path = request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         guard let route = Route(path: path) else {
-            return .fault(404, "There is no resource at '\(Self.printable(path))'; use /vm, /resources, /devices, /devices/{id}, /memory or /memory/{id}.")
+            return .fault(404, "There is no resource at '\(Self.printable(path))'; use /vm, /resources, /devices, /devices/{id}, /memory, /memory/{id} or /snapshot/create.")
         }
         guard route.methods.contains(request.method) else {
             let allowed = route.methods.joined(separator: ", ")
@@ -175,6 +182,11 @@ package struct ControlAPI: Sendable {
             }
         case (.memory, _):
             return .json(control.memoryRegions())
+        case (.snapshotCreate, _):
+            let path: String
+            do { path = try SnapshotCreate.decode(request.body).path } catch { return .fault(400, error.description) }
+            do { try control.createSnapshot(path: path) } catch { return Self.response(for: error) }
+            return ControlResponse(status: 204)
         case (.memoryRegion(let id), let method):
             if let problem = Self.idProblem(id, what: "memory region") { return .fault(400, problem) }
             switch method {
@@ -333,6 +345,41 @@ package struct MemoryPut: Hashable, Sendable {
     /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> MemoryPut {
         MemoryPut(size: try JSONBody.decode(SingleField<MemorySizeText>.self, from: body, example: #"{"size": "256M"}"#).value.bytes)
+    }
+}
+
+/// The body of `PUT /snapshot/create`: `{"path": DIR}`, optionally with `"type": "full"`.
+package struct SnapshotCreate: Hashable, Sendable {
+    /// Where the snapshot directory goes.
+    package var path: String
+
+    /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
+    package static func decode(_ body: [UInt8]) throws(BodyError) -> SnapshotCreate {
+        try JSONBody.decode(SnapshotCreate.self, from: body, example: #"{"path": "/tmp/snap1"}"#)
+    }
+}
+
+extension SnapshotCreate: Decodable {
+    package init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: JSONBody.AnyKey.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { $0 != "path" && $0 != "type" }) {
+            throw BodyError("The field '\(ControlAPI.printable(unknown))' is unknown; send \"path\" and, optionally, \"type\".")
+        }
+        guard let path = try? container.decode(String.self, forKey: .init(stringValue: "path")), !path.isEmpty,
+              !path.utf8.contains(0)
+        else {
+            throw BodyError(#"The field "path" must be the snapshot directory's path, such as {"path": "/tmp/snap1"}."#)
+        }
+        let typeKey = JSONBody.AnyKey(stringValue: "type")
+        if container.contains(typeKey) {
+            guard let type = try? container.decode(String.self, forKey: typeKey), type == "full" || type == "diff" else {
+                throw BodyError(#"The field "type" must be "full" or "diff"."#)
+            }
+            guard type == "full" else {
+                throw BodyError(#"This minivmm writes full snapshots only; send "type": "full" or leave it out."#)
+            }
+        }
+        self.path = path
     }
 }
 

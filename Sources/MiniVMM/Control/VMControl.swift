@@ -28,6 +28,9 @@ package protocol VMControl: AnyObject, Sendable {
     /// `DELETE /memory/{id}`: removes hot-plugged RAM, two-phase like a device. Boot RAM
     /// cannot be removed.
     func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo>
+    /// `PUT /snapshot/create`: writes a full snapshot of the paused VM to the directory
+    /// `path`, which must not exist; the VM stays paused.
+    func createSnapshot(path: String) throws(ControlError)
 }
 
 /// What a removal did.

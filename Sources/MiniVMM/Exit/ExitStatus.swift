@@ -34,6 +34,8 @@ package enum MinivmmFailure: Error, Hashable, Sendable, CustomStringConvertible 
     case image(ImageError)
     /// Building or running the machine failed in KVM or the host.
     case machine(MachineError)
+    /// The snapshot to restore is missing, corrupt or not this minivmm's.
+    case snapshot(SnapshotError)
 
     /// The one-line message for stderr.
     package var description: String {
@@ -42,6 +44,7 @@ package enum MinivmmFailure: Error, Hashable, Sendable, CustomStringConvertible 
         case .plan(let error): error.description
         case .image(let error): error.description
         case .machine(let error): error.description
+        case .snapshot(let error): "cannot restore: \(error)"
         }
     }
 }
@@ -119,6 +122,8 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
         case .failed(.image(.stopped)):
             // The machine reports a load cut short by the latch as `.stopped(reason)`.
             self = .internalError
+        case .failed(.snapshot):
+            self = .invalidImage
         case .failed(.machine(let error)):
             switch error.cause {
             case .kvm(let kvm): self = kvm.meansKVMUnusable ? .kvmUnavailable : .hostFailure
@@ -133,7 +138,7 @@ package struct ExitStatus: Hashable, Sendable, CustomStringConvertible {
         switch code {
         case 0...63: "guest status \(code)"
         case 64: "bad command line"
-        case 65: "invalid guest image"
+        case 65: "invalid guest image or snapshot"
         case 66: "guest image not found or unreadable"
         case 69: "KVM unavailable"
         case 70: "internal error"

@@ -204,6 +204,12 @@ package final class DeviceSet {
         return region
     }
 
+    /// Takes over hot-plugged RAM a restored machine already registered with KVM (the
+    /// manager already holds its slot and range).
+    package func adoptRAM(_ region: RAMRegion, mapping: GuestMemoryMapping) {
+        ram[region.slot] = mapping
+    }
+
     /// Removes what `owner` names: with the guest's notifications on, marks it REMOVING
     /// and tells the guest (``Removal/removing``; ``completeRemoval(of:)`` frees it after
     /// the guest's EJECT); otherwise a surprise removal that frees everything at once (its

@@ -1,5 +1,7 @@
+import Glibc
 import KVM
 import Synchronization
+import SystemPackage
 
 /// The guest's RAM: one anonymous `MAP_NORESERVE` host mapping per RAM region, each
 /// registered with KVM as one memory slot. Boot RAM is fixed; RAM plugged in while the
@@ -43,6 +45,31 @@ package final class GuestMemory: GuestMemoryReader, @unchecked Sendable {
             regions.append(Mapped(region: region, mapping: mapping))
         }
         self.regions = regions
+    }
+
+    /// Maps each region copy-on-write from its snapshot memory file (`files[slot]`, exactly
+    /// the region's size) and registers it with `vm`: the guest sees the saved bytes, read
+    /// in only when touched, so this takes the same time whatever the RAM size.
+    ///
+    /// - Throws: ``KVMError`` from `open`, `mmap` or `KVM_SET_USER_MEMORY_REGION`.
+    /// - Complexity: O(n) system calls for n regions.
+    package init(regions layout: [RAMRegion], vm: VirtualMachine, files: [UInt32: String]) throws(KVMError) {
+        var regions: [Mapped] = []
+        for region in layout.sorted(by: { $0.base < $1.base }) {
+            let mapping = try Self.mapFile(files[region.slot], size: region.size)
+            try vm.setUserMemoryRegion(slot: region.slot, guestAddress: region.base, mapping: mapping)
+            regions.append(Mapped(region: region, mapping: mapping))
+        }
+        self.regions = regions
+    }
+
+    /// A copy-on-write mapping of `size` bytes of the file at `path`.
+    package static func mapFile(_ path: String?, size: UInt64) throws(KVMError) -> GuestMemoryMapping {
+        guard let path, size <= UInt64(Int.max) else { throw .failed(operation: "open", errno: .noSuchFileOrDirectory) }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .failed(operation: "open", errno: Errno(rawValue: errno)) }
+        defer { close(descriptor) }
+        return try GuestMemoryMapping(copyOnWriteOf: descriptor, size: Int(size))
     }
 
     /// The total size of boot RAM in bytes.

@@ -25,27 +25,34 @@ final class Machine {
 
     private let plan: MachinePlan
     private let host: Host
-    private let kvm: Kvm
-    private let vm: VirtualMachine
-    private let memory: GuestMemory
-    private let vcpus: [Vcpu]
+    let kvm: Kvm
+    let vm: VirtualMachine
+    let memory: GuestMemory
+    /// Touched by other threads only while every vCPU is parked (snapshots).
+    let vcpus: [Vcpu]
     private let exitPort = ExitPort()
-    private let serial: Serial16550
+    let serial: Serial16550
     private let ports: DeviceBus
     private let mmio: DeviceBus
     /// The pluggable devices and every resource's owner.
-    private let deviceSet: DeviceSet
+    let deviceSet: DeviceSet
+    /// The snapshot this machine was restored from, if any.
+    private let restored: CheckedSnapshot?
     /// Holds every vCPU out of `KVM_RUN` on request.
     let pauseGate: PauseGate
     /// The machine as the control API sees it.
-    private(set) lazy var controller: any VMControl = MachineController(
-        plan: plan, gate: pauseGate, devices: deviceSet, logger: host.logger)
+    private(set) lazy var controller: MachineController = MachineController(
+        plan: plan, gate: pauseGate, devices: deviceSet, logger: host.logger, source: self, restored: restored)
 
     /// Builds everything `plan` describes, in order: the VM, guest RAM with the image read
     /// straight into it, the boot structures, the vCPUs, then the devices.
     ///
+    /// With `restoring`, the machine is the snapshot's instead: RAM mapped copy-on-write
+    /// from its memory files, no image, every vCPU, device and the VM in their saved state,
+    /// paused until the controller lets it run.
+    ///
     /// - Throws: ``MinivmmFailure``; whatever was built is released again.
-    init(plan: MachinePlan, kvm: Kvm, host: Host) throws(MinivmmFailure) {
+    init(plan: MachinePlan, kvm: Kvm, host: Host, restoring: RestoreInput? = nil) throws(MinivmmFailure) {
         let resources = plan.resources
         let vm: VirtualMachine
         let memory: GuestMemory
@@ -58,11 +65,19 @@ final class Machine {
                 try vm.createPIT2()
                 return vm
             }
-            memory = try kvmStep(.mapMemory) { () throws(KVMError) in try GuestMemory(regions: plan.ram, vm: vm) }
+            memory = try kvmStep(.mapMemory) { () throws(KVMError) in
+                if let restoring {
+                    try GuestMemory(regions: plan.ram, vm: vm, files: restoring.files)
+                } else {
+                    try GuestMemory(regions: plan.ram, vm: vm)
+                }
+            }
         } catch {
             throw .machine(error)
         }
-        try Self.load(plan: plan, into: memory, host: host)
+        if restoring == nil {
+            try Self.load(plan: plan, into: memory, host: host)
+        }
         // After the image, as before: a run that fails on its image prints no map.
         if plan.configuration.describe {
             Array(plan.resources.describe().utf8).withUnsafeBytes { host.console.write($0) }
@@ -77,7 +92,10 @@ final class Machine {
                 vcpus.append(try kvmStep(.setUpVcpu(id)) { () throws(KVMError) in
                     let vcpu = try vm.createVcpu(id: id)
                     try vcpu.setCPUID2(BootState.cpuid(supported, apicID: id))
-                    if id == plan.vcpus[0] {
+                    if let record = restoring?.snapshot.state.vcpus.first(where: { $0.id == id }) {
+                        try vcpu.setTSCKhz(record.tscKhz)
+                        try vcpu.restoreState(record.vcpuState, using: kvm)
+                    } else if id == plan.vcpus[0] {
                         try vcpu.modifySpecialRegisters { BootState.apply(to: &$0) }
                         try vcpu.setRegisters(BootState.generalRegisters())
                     }
@@ -94,7 +112,9 @@ final class Machine {
         self.vm = vm
         self.memory = memory
         self.vcpus = vcpus
-        pauseGate = PauseGate(vcpus: vcpus.count)
+        self.restored = restoring?.snapshot
+        // A restored machine starts paused; the runner lets it go unless --paused.
+        pauseGate = PauseGate(vcpus: vcpus.count, startPaused: restoring != nil)
         let logger = host.logger
         ports = DeviceBus(spaceName: "port", onUnclaimed: Self.unclaimedReporter("port", logger))
         mmio = DeviceBus(spaceName: "MMIO", onUnclaimed: Self.unclaimedReporter("MMIO", logger))
@@ -126,8 +146,44 @@ final class Machine {
                 throw .machine(MachineError(.loadBootStructures, .inconsistent(error.description)))
             }
         }
+        if let restoring {
+            do {
+                try restore(restoring.snapshot, files: restoring.files, hotplug: hotplug, kvmHost: kvmHost)
+            } catch {
+                deviceSet.shutDown()
+                throw .machine(error)
+            }
+        }
         logger.debug("machine ready: \(plan.ram.count) RAM slots, \(plan.devices.count) devices, \(vcpus.count) vCPUs")
     }
+
+    /// Puts the snapshot's hot-plugged RAM back, then every device's state and the VM's
+    /// (after the vCPUs', the order KVM needs).
+    private func restore(
+        _ snapshot: CheckedSnapshot, files: [UInt32: String], hotplug: HotplugController, kvmHost: KVMDeviceHost
+    ) throws(MachineError) {
+        for region in snapshot.hotplugRAM {
+            let mapping: GuestMemoryMapping
+            do { mapping = try GuestMemory.mapFile(files[region.slot], size: region.size) } catch {
+                throw MachineError(.hotplugRAM(region.owner), .kvm(error))
+            }
+            try kvmHost.registerRAM(region, mapping: mapping)
+            deviceSet.adoptRAM(region, mapping: mapping)
+        }
+        let states = snapshot.state.devices
+        serial.restore(states.com1)
+        for plugged in deviceSet.devices {
+            guard let id = snapshot.ids[plugged.resources.owner] else { continue }
+            if let timer = plugged.device as? TimerDevice, let state = states.timers[id] { timer.restore(state) }
+            if let console = plugged.device as? DMAConsole, let state = states.dmaConsoles[id] { console.restore(state) }
+        }
+        pendingEjects = hotplug.restore(states.hotplugController)
+        try kvmStep(.createVM) { () throws(KVMError) in try vm.restoreState(snapshot.state.vm.vmState) }
+    }
+
+    /// Ejects the guest made whose removal was not complete when the snapshot was taken;
+    /// the controller completes them once it exists.
+    private(set) var pendingEjects: [BootInformation.EntryID] = []
 
     deinit {
         deviceSet.shutDown()
@@ -190,6 +246,8 @@ final class Machine {
         do {
             for vcpu in vcpus {
                 let kick = try kvmStep(.runVcpu(vcpu.id)) { () throws(KVMError) in try vcpu.kickHandle() }
+                // A restored or snapshotted vCPU may hold a kick from completing its I/O.
+                vcpu.clearKick()
                 host.stop.addObserver { kick.kick() }
                 pauseGate.addKick { kick.kick() }
             }

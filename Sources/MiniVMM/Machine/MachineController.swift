@@ -26,21 +26,37 @@ final class MachineController: VMControl {
     private let ejects = DispatchQueue(label: "minivmm.hotplug")
 
     /// A controller for the machine `plan` describes, pausing through `gate`, with the
-    /// devices and resources of `devices`.
-    init(plan: MachinePlan, gate: PauseGate, devices: DeviceSet, logger: Logger) {
+    /// devices and resources of `devices`; `source` gives the rest of a snapshot. A machine
+    /// `restored` from a snapshot starts paused, with the snapshot's ids, and completes the
+    /// removals the guest had ejected.
+    init(
+        plan: MachinePlan, gate: PauseGate, devices: DeviceSet, logger: Logger, source: SnapshotSource,
+        restored: CheckedSnapshot? = nil
+    ) {
         self.plan = plan
         self.gate = gate
         self.logger = logger
         self.deviceSet = devices
+        self.source = source
         state.withLock { state in
             for plugged in devices.devices { state.ids[plugged.resources.owner] = "\(plugged.resources.owner)" }
             for region in devices.resources.liveRAM { state.ids[region.owner] = "\(region.owner)" }
+            if let restored {
+                state.ids.merge(restored.ids) { _, saved in saved }
+                state.runState = .paused
+            }
         }
         devices.controller.setEjectHandler { [weak self, ejects] entry in
             guard let self else { return }
             ejects.async { self.completeRemoval(of: entry) }
         }
+        for entry in source.pendingEjects {
+            ejects.async { [weak self] in self?.completeRemoval(of: entry) }
+        }
     }
+
+    /// Where the vCPUs', the VM's and COM1's state and the RAM's bytes come from.
+    nonisolated(unsafe) private weak var source: SnapshotSource?
 
     func vmInfo() -> VMInfo {
         state.withLock { state in
@@ -175,6 +191,79 @@ final class MachineController: VMControl {
             }
             return .removing(regionList(state).first { $0.id == id } ?? info)
         }
+    }
+
+    func createSnapshot(path: String) throws(ControlError) {
+        try state.withLock { state throws(ControlError) in
+            guard state.runState == .paused else {
+                throw .conflict(#"The VM must be paused for a snapshot; send PATCH /vm {"state": "paused"} first."#)
+            }
+            guard let source else { throw .internalFailure("The machine is gone.") }
+            let capture: SnapshotSource.Capture
+            do { capture = try source.capture() } catch {
+                throw .internalFailure(Self.sentence("cannot read the machine's state: \(error)"))
+            }
+            let snapshot = snapshotState(state, capture: capture)
+            let regions = deviceSet.resources.liveRAM
+            guard let buffers = source.memory(of: regions) else {
+                throw .internalFailure("A RAM region has no host memory.")
+            }
+            let files = zip(regions, buffers).map { region, bytes in
+                MemoryFile(name: SnapshotFileNames.memory(slot: region.slot), bytes: bytes)
+            }
+            do throws(SnapshotError) {
+                try SnapshotDirectory.write(state: snapshot, memory: files, to: path)
+            } catch {
+                switch error {
+                case .exists, .partialExists: throw .conflict(Self.sentence(error.description))
+                default: throw .internalFailure(Self.sentence(error.description))
+                }
+            }
+        }
+    }
+
+    /// The state file of the machine as it is; call with the lock held and the vCPUs parked.
+    private func snapshotState(_ state: State, capture: SnapshotSource.Capture) -> SnapshotState {
+        let resources = deviceSet.resources
+        let devices = deviceSet.devices
+        var timers: [String: TimerDevice.Snapshot] = [:]
+        var consoles: [String: DMAConsole.Snapshot] = [:]
+        for plugged in devices {
+            let id = state.ids[plugged.resources.owner] ?? "\(plugged.resources.owner)"
+            if let timer = plugged.device as? TimerDevice { timers[id] = timer.snapshot() }
+            if let console = plugged.device as? DMAConsole { consoles[id] = console.snapshot() }
+        }
+        let holdings = resources.holdings(devices: devices.map(\.resources))
+        let controller = holdings?.controller ?? plan.hotplugController
+        let machine = MachineRecord(
+            memorySize: plan.layout.memorySize,
+            memory: resources.liveRAM.map { region in
+                MemoryRecord(
+                    id: state.ids[region.owner] ?? "\(region.owner)", slot: region.slot, range: region.range,
+                    hotplugged: resources.isHotplugged(region), file: SnapshotFileNames.memory(slot: region.slot))
+            },
+            cpus: plan.vcpus,
+            devices: devices.map { plugged in
+                let device = plugged.resources
+                return DeviceRecord(
+                    id: state.ids[device.owner] ?? "\(device.owner)", kind: device.kind, instance: device.instance,
+                    window: device.window, gsi: device.gsi)
+            },
+            hotplugController: FixedDeviceRecord(window: controller.window, gsi: controller.gsi),
+            quarantined: QuarantineRecord(
+                gsis: holdings?.quarantinedGSIs ?? [],
+                ram: (holdings?.quarantinedRAM ?? []).map { .init(slot: $0.slot, range: $0.range) }))
+        let allocators = AllocatorsRecord(
+            memorySlots: resources.memorySlots, ports: resources.ports, mmio: resources.mmio, gsis: resources.gsis,
+            vcpuIDs: resources.vcpuIDs, hotplugRAM: resources.hotplugRAM,
+            instances: Dictionary(uniqueKeysWithValues: resources.instances.map { ($0.key.rawValue, $0.value) }))
+        return SnapshotState(
+            header: SnapshotHeader.now(),
+            machine: machine, allocators: allocators,
+            devices: DeviceStatesRecord(
+                com1: capture.com1, hotplugController: deviceSet.controller.snapshot(), timers: timers,
+                dmaConsoles: consoles),
+            vcpus: capture.vcpus, vm: capture.vm)
     }
 
     /// Frees what the guest ejected, on the eject queue.

@@ -39,13 +39,23 @@ package enum MachineRunner {
         let clock = ContinuousClock()
         let start = clock.now
         var end: MachineEnd
-        do {
-            let (kvm, plan) = try prepare(blueprint, logger: logger)
-            let machine = try Machine(
-                plan: plan, kvm: kvm, host: Machine.Host(stop: stop, console: console, input: input, logger: logger))
-            let server = try startControlServer(configuration, plan: plan, machine: machine, logger: logger)
+        do throws(MinivmmFailure) {
+            let host = Machine.Host(stop: stop, console: console, input: input, logger: logger)
+            let machine: Machine
+            if let restore = configuration.restore {
+                machine = try restoreMachine(restore, configuration: configuration, host: host)
+            } else {
+                let (kvm, plan) = try prepare(blueprint, logger: logger)
+                machine = try Machine(plan: plan, kvm: kvm, host: host)
+            }
+            let server = try startControlServer(configuration, machine: machine, logger: logger)
             // Stopped on every way out of run(): guest exit, crash, timeout, signal.
             defer { server?.stop() }
+            if let restore = configuration.restore, !restore.startPaused {
+                do throws(ControlError) { try machine.controller.setState(.running) } catch {
+                    throw MinivmmFailure.machine(MachineError(.startHostIO, .inconsistent("\(error)")))
+                }
+            }
             let ready = clock.now
             end = machine.run()
             logger.info(
@@ -57,9 +67,42 @@ package enum MachineRunner {
         return report(end, configuration, logger, stop)
     }
 
+    /// Reads and checks the snapshot (nothing is created before it passed), opens KVM,
+    /// checks the host can hold it, and builds the machine in its saved state, paused.
+    private static func restoreMachine(
+        _ restore: MachineConfiguration.RestoreRequest, configuration: MachineConfiguration, host: Machine.Host
+    ) throws(MinivmmFailure) -> Machine {
+        let loaded: LoadedSnapshot
+        let checked: CheckedSnapshot
+        do {
+            loaded = try SnapshotDirectory.read(from: restore.path, verifyMemory: restore.verifyMemory)
+            checked = try CheckedSnapshot(loaded.state)
+        } catch {
+            throw .snapshot(error)
+        }
+        let kvm = try openKVM(configuration.kvmDevicePath, logger: host.logger)
+        let slots = (try? kvm.maxMemorySlots()) ?? 0
+        let needed = checked.resources.memorySlots.rangeEnd - checked.resources.memorySlots.rangeBase + 1
+        guard UInt64(slots) >= UInt64(needed) else {
+            throw .plan(.tooFewMemorySlots(needed: Int(needed), available: UInt32(clamping: slots)))
+        }
+        guard checked.state.machine.cpus.count <= kvm.maxVcpus() else {
+            throw .plan(.tooManyCPUs(requested: checked.state.machine.cpus.count, available: kvm.maxVcpus()))
+        }
+        for (index, record) in checked.state.vcpus.enumerated() {
+            do { try record.vcpuState.validate(on: kvm) } catch {
+                throw .snapshot(.invalid(file: SnapshotFileNames.state, fieldPath: "vcpus[\(index)].registers", reason: "\(error)"))
+            }
+        }
+        let files = Dictionary(uniqueKeysWithValues: loaded.memory.map { ($0.record.slot, $0.path) })
+        return try Machine(
+            plan: MachinePlan(restoring: checked, configuration: configuration), kvm: kvm, host: host,
+            restoring: RestoreInput(snapshot: checked, files: files))
+    }
+
     /// Starts the control API if `--api-socket` asked for it.
     private static func startControlServer(
-        _ configuration: MachineConfiguration, plan: MachinePlan, machine: Machine, logger: Logger
+        _ configuration: MachineConfiguration, machine: Machine, logger: Logger
     ) throws(MinivmmFailure) -> ControlServer? {
         guard let path = configuration.apiSocketPath else { return nil }
         do {
@@ -72,17 +115,25 @@ package enum MachineRunner {
         }
     }
 
-    /// Opens KVM and finishes the plan with the host's limits.
-    private static func prepare(_ blueprint: MachinePlan.Blueprint, logger: Logger) throws(MinivmmFailure) -> (Kvm, MachinePlan) {
-        let path = blueprint.configuration.kvmDevicePath
-        let kvm: Kvm
-        let slots: Int
+    /// Opens the KVM device at `path` and checks what minivmm needs of it.
+    private static func openKVM(_ path: String, logger: Logger) throws(MinivmmFailure) -> Kvm {
         do {
-            kvm = try kvmStep(.openKVM(path: path)) { () throws(KVMError) in
+            return try kvmStep(.openKVM(path: path)) { () throws(KVMError) in
                 let kvm = try Kvm(path: path)
                 try kvm.requireCapabilities(KVMCapability.monitorEssentials)
                 return kvm
             }
+        } catch {
+            throw .machine(error)
+        }
+    }
+
+    /// Opens KVM and finishes the plan with the host's limits.
+    private static func prepare(_ blueprint: MachinePlan.Blueprint, logger: Logger) throws(MinivmmFailure) -> (Kvm, MachinePlan) {
+        let path = blueprint.configuration.kvmDevicePath
+        let kvm = try openKVM(path, logger: logger)
+        let slots: Int
+        do {
             slots = try kvmStep(.queryHost) { () throws(KVMError) in try kvm.maxMemorySlots() }
         } catch {
             throw .machine(error)

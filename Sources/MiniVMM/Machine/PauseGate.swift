@@ -18,9 +18,10 @@ package final class PauseGate: Sendable {
     // Guarded by `condition`'s mutex.
     nonisolated(unsafe) private var state: State
 
-    /// A gate for `vcpus` running vCPUs.
-    package init(vcpus: Int) {
-        state = State(running: vcpus)
+    /// A gate for `vcpus` running vCPUs; with `startPaused`, each parks before its first
+    /// `KVM_RUN` until ``resume()`` (a restored machine).
+    package init(vcpus: Int, startPaused: Bool = false) {
+        state = State(paused: startPaused, running: vcpus)
     }
 
     /// Registers how to kick one vCPU out of `KVM_RUN`.

@@ -56,6 +56,9 @@ package final class RunLoop<V: VcpuRunning> {
         // This vCPU's lookup caches, one per bus: locals, so no exclusivity checks per exit.
         var portCache = DeviceBus.Cache()
         var mmioCache = DeviceBus.Cache()
+        // A machine may start paused (restored with --paused): wait before the first entry.
+        pause?.park()
+        if let reason = stop.reason { return .stopped(reason) }
         while true {
             let exit: VcpuExit
             do {

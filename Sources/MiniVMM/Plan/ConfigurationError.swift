@@ -20,6 +20,12 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
     case invalidMemory(text: String, MemoryProblem)
     /// The image path is empty.
     case emptyImagePath
+    /// Both an image and `--restore` were given.
+    case imageWithRestore
+    /// Neither an image nor `--restore` was given.
+    case missingImage
+    /// An option that only `--restore` takes was given without it.
+    case restoreOnlyOption(String)
     /// The `--kvm-device` path is empty.
     case emptyKVMDevicePath
     /// A `--device` value is not `KIND=N` with a known kind.
@@ -53,6 +59,12 @@ package enum ConfigurationError: Error, Hashable, Sendable, CustomStringConverti
             return "invalid --memory '\(text)': \(reason)"
         case .emptyImagePath:
             return "the image path is empty"
+        case .imageWithRestore:
+            return "give a guest image or --restore DIR, not both"
+        case .missingImage:
+            return "missing the guest image (or --restore DIR); see 'minivmm --help'"
+        case .restoreOnlyOption(let option):
+            return "\(option) works only with --restore DIR"
         case .emptyKVMDevicePath:
             return "the --kvm-device path is empty"
         case .invalidDeviceOption(let text):

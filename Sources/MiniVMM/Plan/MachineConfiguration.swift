@@ -17,6 +17,25 @@ package struct MachineConfiguration: Hashable, Sendable {
     package var kvmDevicePath: String
     /// Where to serve the control API (a Unix-domain socket), if anywhere.
     package var apiSocketPath: String?
+    /// Restore this snapshot instead of booting an image (`--restore`).
+    package var restore: RestoreRequest?
+
+    /// `--restore DIR [--paused] [--verify-memory]`.
+    package struct RestoreRequest: Hashable, Sendable {
+        /// The snapshot directory.
+        package var path: String
+        /// Stay paused until `PATCH /vm` runs the guest.
+        package var startPaused: Bool
+        /// Check every memory file's SHA-256, not only its size.
+        package var verifyMemory: Bool
+
+        /// A request.
+        package init(path: String, startPaused: Bool = false, verifyMemory: Bool = false) {
+            self.path = path
+            self.startPaused = startPaused
+            self.verifyMemory = verifyMemory
+        }
+    }
 
     /// The most vCPUs a machine can have (the host may allow fewer).
     package static let maximumCPUs = 64

@@ -115,6 +115,20 @@ package struct MachinePlan: Hashable, Sendable {
         }
     }
 
+    /// The machine a checked snapshot describes, to be restored with `configuration`'s
+    /// options (`--api-socket`, `--timeout`): its RAM, devices (boot and hot-plugged alike),
+    /// vCPUs and resources are the snapshot's.
+    package init(restoring snapshot: CheckedSnapshot, configuration: MachineConfiguration) {
+        self.configuration = configuration
+        layout = snapshot.layout
+        resources = snapshot.resources
+        ram = snapshot.bootRAM
+        devices = snapshot.devices
+        vcpus = snapshot.state.machine.cpus
+        let controller = snapshot.state.machine.hotplugController
+        hotplugController = FixedDeviceResources(owner: .hotplugController, window: controller.window, gsi: controller.gsi)
+    }
+
     /// The boot-information entries in ABI order: RAM regions, exit port, COM1, IOAPIC,
     /// local APIC, the devices by kind and instance, the hot-plug controller, then one
     /// entry per CPU by APIC ID.

@@ -112,6 +112,128 @@ package struct ResourceManager: Hashable, Sendable {
         checkInvariants()
     }
 
+    // MARK: Restore
+
+    /// What a snapshot's records say the manager holds, besides the fixed resources.
+    package struct Holdings: Hashable, Sendable {
+        /// Every RAM region (boot and hot-plugged) with its slot; hot-plugged ones lie in
+        /// `hotplugWindow`.
+        package var ram: [(slot: UInt32, range: RangeInclusive, hotplugged: Bool)]
+        /// vCPU IDs.
+        package var vcpus: [UInt32]
+        /// Devices.
+        package var devices: [DeviceResources]
+        /// The hot-plug controller.
+        package var controller: FixedDeviceResources
+        /// Quarantined GSIs.
+        package var quarantinedGSIs: [UInt32]
+        /// Quarantined RAM.
+        package var quarantinedRAM: [(slot: UInt32, range: RangeInclusive)]
+
+        /// Holdings.
+        package init(
+            ram: [(slot: UInt32, range: RangeInclusive, hotplugged: Bool)], vcpus: [UInt32], devices: [DeviceResources],
+            controller: FixedDeviceResources, quarantinedGSIs: [UInt32],
+            quarantinedRAM: [(slot: UInt32, range: RangeInclusive)]
+        ) {
+            self.ram = ram
+            self.vcpus = vcpus
+            self.devices = devices
+            self.controller = controller
+            self.quarantinedGSIs = quarantinedGSIs
+            self.quarantinedRAM = quarantinedRAM
+        }
+
+        package static func == (lhs: Holdings, rhs: Holdings) -> Bool {
+            lhs.ram.elementsEqual(rhs.ram) { $0 == $1 } && lhs.vcpus == rhs.vcpus && lhs.devices == rhs.devices
+                && lhs.controller == rhs.controller && lhs.quarantinedGSIs == rhs.quarantinedGSIs
+                && lhs.quarantinedRAM.elementsEqual(rhs.quarantinedRAM) { $0 == $1 }
+        }
+
+        package func hash(into hasher: inout Hasher) {
+            hasher.combine(vcpus)
+            hasher.combine(devices)
+            hasher.combine(controller)
+        }
+    }
+
+    /// A manager holding exactly `holdings` (a snapshot's records), each taken by exact
+    /// match, with no history: what a machine with those resources has. A snapshot's
+    /// decoded allocators must equal this manager's.
+    ///
+    /// - Throws: ``ResourceError/reservedRangeTaken(owner:start:end:)`` naming the first
+    ///   record that overlaps another or lies outside its allocator's range.
+    /// - Complexity: O(n log n) in the number of records.
+    package init(memorySlotCount: UInt32, hotplugWindow: RangeInclusive, holdings: Holdings) throws(ResourceError) {
+        try self.init(memorySlotCount: memorySlotCount, hotplugWindow: hotplugWindow)
+        func refuse(_ owner: Owner, _ start: UInt64, _ end: UInt64) -> ResourceError {
+            .reservedRangeTaken(owner: owner, start: start, end: end)
+        }
+        for (slot, range, hotplugged) in holdings.ram {
+            let owner = Owner.ram(Int(slot))
+            do { try memorySlots.allocate(id: slot) } catch { throw refuse(owner, UInt64(slot), UInt64(slot)) }
+            if hotplugged {
+                do {
+                    _ = try hotplugRAM.allocate(size: range.count, alignment: 1, policy: .exactMatch(range.start))
+                } catch {
+                    throw refuse(owner, range.start, range.end)
+                }
+            }
+            ramRegions[slot] = RAMRegion(range: range, slot: slot, owner: owner)
+        }
+        for (slot, range) in holdings.quarantinedRAM {
+            do {
+                try memorySlots.allocate(id: slot)
+                _ = try hotplugRAM.allocate(size: range.count, alignment: 1, policy: .exactMatch(range.start))
+            } catch {
+                throw refuse(.quarantined, range.start, range.end)
+            }
+            ramRegions[slot] = RAMRegion(range: range, slot: slot, owner: .quarantined)
+        }
+        for id in holdings.vcpus {
+            do { try vcpuIDs.allocate(id: id) } catch { throw refuse(.cpu(id), UInt64(id), UInt64(id)) }
+            vcpuOwners[id] = .cpu(id)
+        }
+        var windows = holdings.devices.map { ($0.owner, $0.window, $0.gsi) }
+        windows.append((.fixed(.hotplugController), holdings.controller.window, holdings.controller.gsi))
+        for (owner, window, gsi) in windows {
+            do {
+                _ = try mmio.allocate(size: window.count, alignment: 1, policy: .exactMatch(window.start))
+            } catch {
+                throw refuse(owner, window.start, window.end)
+            }
+            mmioOwners[window] = owner
+            if let gsi {
+                do { try gsis.allocate(id: gsi) } catch { throw refuse(owner, UInt64(gsi), UInt64(gsi)) }
+                gsiOwners[gsi] = owner
+            }
+        }
+        for device in holdings.devices {
+            do { try instances[device.kind]?.allocate(id: device.instance) } catch {
+                throw refuse(device.owner, UInt64(device.instance), UInt64(device.instance))
+            }
+        }
+        for gsi in holdings.quarantinedGSIs {
+            do { try gsis.allocate(id: gsi) } catch { throw refuse(.quarantined, UInt64(gsi), UInt64(gsi)) }
+            gsiOwners[gsi] = .quarantined
+        }
+        checkInvariants()
+    }
+
+    /// The holdings that rebuild this manager (what a snapshot records).
+    ///
+    /// - Complexity: O(n log n) in the number of allocations.
+    package func holdings(devices: [DeviceResources]) -> Holdings? {
+        guard let window = mmio(of: .hotplugController), let gsi = gsi(of: .hotplugController) else { return nil }
+        let regions = ramRegions.values.sorted { $0.slot < $1.slot }
+        return Holdings(
+            ram: regions.filter { $0.owner != .quarantined }.map { ($0.slot, $0.range, isHotplugged($0)) },
+            vcpus: vcpuOwners.keys.sorted(), devices: devices,
+            controller: FixedDeviceResources(owner: .hotplugController, window: window, gsi: gsi),
+            quarantinedGSIs: gsiOwners.filter { $0.value == .quarantined }.keys.sorted(),
+            quarantinedRAM: regions.filter { $0.owner == .quarantined }.map { ($0.slot, $0.range) })
+    }
+
     // MARK: RAM
 
     /// Gives `range` of RAM the lowest free memory slot.

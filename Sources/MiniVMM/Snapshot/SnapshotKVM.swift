@@ -1,0 +1,102 @@
+import KVM
+
+// Between the snapshot model's records and the KVM module's state values: the blobs go
+// into the JSON by their ioctl's name, base64.
+
+/// What ``Machine`` needs to restore a snapshot: the checked state and where each memory
+/// slot's file is.
+package struct RestoreInput: Sendable {
+    /// The checked state file.
+    package var snapshot: CheckedSnapshot
+    /// The memory file of each slot (boot and hot-plugged RAM).
+    package var files: [UInt32: String]
+
+    /// An input.
+    package init(snapshot: CheckedSnapshot, files: [UInt32: String]) {
+        self.snapshot = snapshot
+        self.files = files
+    }
+}
+
+extension VcpuRecord {
+    /// The record of vCPU `id`'s `state`.
+    init(id: UInt32, tscKhz: UInt32, state: VcpuState) {
+        self.init(
+            id: id, tscKhz: tscKhz, mpState: state.mpState,
+            registers: Dictionary(uniqueKeysWithValues: VcpuState.Blob.allCases.map { ($0.rawValue, Base64Bytes(state[$0])) }),
+            msrs: state.msrs.map { MSRRecord(index: $0.index, value: $0.value) })
+    }
+
+    /// The KVM state this record holds (sizes are checked when it is restored, or by
+    /// ``VcpuState/validate(on:)``).
+    var vcpuState: VcpuState {
+        VcpuState(
+            registersBytes: bytes(.registers), specialRegistersBytes: bytes(.specialRegisters), fpuBytes: bytes(.fpu),
+            xsaveBytes: bytes(.xsave), xcrsBytes: bytes(.xcrs), lapicBytes: bytes(.lapic), eventsBytes: bytes(.events),
+            debugRegistersBytes: bytes(.debugRegisters), msrs: msrs.map { MSREntry(index: $0.index, value: $0.value) },
+            mpState: mpState)
+    }
+
+    private func bytes(_ blob: VcpuState.Blob) -> [UInt8] {
+        registers[blob.rawValue]?.bytes ?? []
+    }
+}
+
+extension VMRecord {
+    /// The record of `state`.
+    init(_ state: VMState) {
+        self.init(blocks: Dictionary(uniqueKeysWithValues: VMState.Blob.allCases.map { ($0.rawValue, Base64Bytes(state[$0])) }))
+    }
+
+    /// The KVM state this record holds.
+    var vmState: VMState {
+        func bytes(_ blob: VMState.Blob) -> [UInt8] { blocks[blob.rawValue]?.bytes ?? [] }
+        return VMState(
+            picMasterBytes: bytes(.picMaster), picSlaveBytes: bytes(.picSlave), ioapicBytes: bytes(.ioapic),
+            pitBytes: bytes(.pit), clockBytes: bytes(.clock))
+    }
+}
+
+/// What a snapshot needs from the machine besides its devices and resources: the vCPUs',
+/// the VM's and COM1's state and the RAM's bytes. Called only while every vCPU is parked.
+package protocol SnapshotSource: AnyObject {
+    /// The state of everything that runs on its own: vCPUs, the VM's irqchips and clock, COM1.
+    typealias Capture = (vcpus: [VcpuRecord], vm: VMRecord, com1: SerialState.Snapshot)
+
+    /// Reads every vCPU's and the VM's state (completing any pending I/O first) and COM1's.
+    func capture() throws(MachineError) -> Capture
+    /// The host bytes of each region, in order, or nil if one is not mapped.
+    func memory(of regions: [RAMRegion]) -> [UnsafeRawBufferPointer]?
+    /// Ejects a restored machine must still complete.
+    var pendingEjects: [BootInformation.EntryID] { get }
+}
+
+extension Machine: SnapshotSource {
+    func capture() throws(MachineError) -> Capture {
+        var records: [VcpuRecord] = []
+        for vcpu in vcpus {
+            let record = try kvmStep(.runVcpu(vcpu.id)) { () throws(KVMError) -> VcpuRecord in
+                // A parked vCPU left KVM_RUN through an interrupted entry, which completes a
+                // pending I/O; one more immediate exit makes sure (the host note's recipe).
+                if let exit = try vcpu.completePendingIO() {
+                    throw .failed(operation: "KVM_RUN (pending \(exit))", errno: .resourceBusy)
+                }
+                return VcpuRecord(id: vcpu.id, tscKhz: try vcpu.getTSCKhz(), state: try vcpu.saveState(using: kvm))
+            }
+            records.append(record)
+        }
+        let vmState = try kvmStep(.createVM) { () throws(KVMError) in try vm.saveState() }
+        return (records, VMRecord(vmState), serial.snapshot())
+    }
+
+    func memory(of regions: [RAMRegion]) -> [UnsafeRawBufferPointer]? {
+        var buffers: [UnsafeRawBufferPointer] = []
+        for region in regions {
+            guard region.size <= UInt64(Int.max),
+                  let buffer = memory.hostBuffer(at: region.base, count: Int(region.size))
+            else { return nil }
+            buffers.append(UnsafeRawBufferPointer(buffer))
+        }
+        return buffers
+    }
+}
