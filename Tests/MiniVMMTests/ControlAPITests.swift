@@ -145,7 +145,7 @@ struct ControlAPITests {
     ])
     func unknownPathsAre404(target: String) throws {
         let message = try expectFault(respond(FakeControl(), "GET", target), 404)
-        #expect(message.hasSuffix("use /vm, /resources, /devices, /devices/{id}, /memory or /memory/{id}."))
+        #expect(message.hasSuffix("use /vm, /resources, /devices, /devices/{id}, /memory, /memory/{id} or /snapshot/create."))
     }
 
     @Test func everyRouteAnswersGET() {

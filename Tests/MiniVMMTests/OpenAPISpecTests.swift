@@ -104,6 +104,7 @@ struct OpenAPISpecTests {
         let putMemory = { (id: String, body: String) in
             ControlRequest(method: "PUT", target: "/memory/\(id)", body: Array(body.utf8))
         }
+        let snapshot = { (body: String) in ControlRequest(method: "PUT", target: "/snapshot/create", body: Array(body.utf8)) }
         let tooLarge = String(repeating: " ", count: ControlAPI.maximumBodyBytes + 1)
         return [
             Case(request: request("GET", "/vm")),
@@ -171,6 +172,15 @@ struct OpenAPISpecTests {
             Case(request: request("DELETE", "/memory/NO!")),
             Case(request: request("DELETE", "/memory/hot1"), refuse: .internalFailure("KVM refused."),
                  before: [putMemory("hot1", #"{"size": "256M"}"#)]),
+            Case(request: snapshot(#"{"path": "/tmp/s1"}"#), before: [patch(#"{"state": "paused"}"#)]),
+            Case(request: snapshot(#"{"path": "/tmp/s1", "type": "full"}"#), before: [patch(#"{"state": "paused"}"#)]),
+            Case(request: snapshot(#"{"path": "/tmp/s1"}"#)),
+            Case(request: snapshot(#"{"path": "/tmp/s1", "type": "diff"}"#)),
+            Case(request: snapshot(#"{"path": ""}"#)),
+            Case(request: snapshot(#"{"path": "/tmp/s1", "when": 1}"#)),
+            Case(request: snapshot(tooLarge)),
+            Case(request: snapshot(#"{"path": "/tmp/s1"}"#), refuse: .internalFailure("The disk is full.")),
+            Case(request: request("GET", "/snapshot/create")),
             Case(request: request("PATCH", "/memory")),
             Case(request: request("POST", "/memory/hot1")),
         ]

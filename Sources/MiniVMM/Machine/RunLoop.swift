@@ -56,9 +56,9 @@ package final class RunLoop<V: VcpuRunning> {
         // This vCPU's lookup caches, one per bus: locals, so no exclusivity checks per exit.
         var portCache = DeviceBus.Cache()
         var mmioCache = DeviceBus.Cache()
-        // A machine may start paused (restored with --paused): wait before the first entry.
+        // A machine may start paused (a restored one): wait before the first entry. A stop
+        // releases the gate, and the kick it set makes the first KVM_RUN return at once.
         pause?.park()
-        if let reason = stop.reason { return .stopped(reason) }
         while true {
             let exit: VcpuExit
             do {
