@@ -157,7 +157,7 @@ final class FakeControl: VMControl {
     }
 
     /// Snapshots: refused unless paused; records the paths.
-    func createSnapshot(path: String) throws(ControlError) {
+    func createSnapshot(path: String, kind: SnapshotKind) throws(ControlError) {
         visit()
         try state.withLock { state throws(ControlError) in
             if let refusal = state.refusal { throw refusal }

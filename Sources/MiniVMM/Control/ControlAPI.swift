@@ -183,9 +183,9 @@ package struct ControlAPI: Sendable {
         case (.memory, _):
             return .json(control.memoryRegions())
         case (.snapshotCreate, _):
-            let path: String
-            do { path = try SnapshotCreate.decode(request.body).path } catch { return .fault(400, error.description) }
-            do { try control.createSnapshot(path: path) } catch { return Self.response(for: error) }
+            let create: SnapshotCreate
+            do { create = try SnapshotCreate.decode(request.body) } catch { return .fault(400, error.description) }
+            do { try control.createSnapshot(path: create.path, kind: create.kind) } catch { return Self.response(for: error) }
             return ControlResponse(status: 204)
         case (.memoryRegion(let id), let method):
             if let problem = Self.idProblem(id, what: "memory region") { return .fault(400, problem) }
@@ -348,10 +348,13 @@ package struct MemoryPut: Hashable, Sendable {
     }
 }
 
-/// The body of `PUT /snapshot/create`: `{"path": DIR}`, optionally with `"type": "full"`.
+/// The body of `PUT /snapshot/create`: `{"path": DIR}`, optionally with `"type": "full"`
+/// or `"diff"`.
 package struct SnapshotCreate: Hashable, Sendable {
     /// Where the snapshot directory goes.
     package var path: String
+    /// Full (the default) or diff.
+    package var kind: SnapshotKind
 
     /// Checks `body` like ``StatePatch/decode(_:)`` and returns the request.
     package static func decode(_ body: [UInt8]) throws(BodyError) -> SnapshotCreate {
@@ -371,15 +374,15 @@ extension SnapshotCreate: Decodable {
             throw BodyError(#"The field "path" must be the snapshot directory's path, such as {"path": "/tmp/snap1"}."#)
         }
         let typeKey = JSONBody.AnyKey(stringValue: "type")
+        var kind = SnapshotKind.full
         if container.contains(typeKey) {
-            guard let type = try? container.decode(String.self, forKey: typeKey), type == "full" || type == "diff" else {
+            guard let type = try? container.decode(String.self, forKey: typeKey), let given = SnapshotKind(rawValue: type) else {
                 throw BodyError(#"The field "type" must be "full" or "diff"."#)
             }
-            guard type == "full" else {
-                throw BodyError(#"This minivmm writes full snapshots only; send "type": "full" or leave it out."#)
-            }
+            kind = given
         }
         self.path = path
+        self.kind = kind
     }
 }
 

@@ -28,9 +28,10 @@ package protocol VMControl: AnyObject, Sendable {
     /// `DELETE /memory/{id}`: removes hot-plugged RAM, two-phase like a device. Boot RAM
     /// cannot be removed.
     func unplugMemory(id: String) throws(ControlError) -> Unplugged<MemoryRegionInfo>
-    /// `PUT /snapshot/create`: writes a full snapshot of the paused VM to the directory
-    /// `path`, which must not exist; the VM stays paused.
-    func createSnapshot(path: String) throws(ControlError)
+    /// `PUT /snapshot/create`: writes a snapshot of the paused VM to the directory `path`,
+    /// which must not exist; the VM stays paused. A diff holds only the RAM pages written
+    /// since the previous snapshot of this VM, which it names as its parent.
+    func createSnapshot(path: String, kind: SnapshotKind) throws(ControlError)
 }
 
 /// What a removal did.

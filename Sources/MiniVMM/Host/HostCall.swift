@@ -50,6 +50,16 @@ struct PollEvents: OptionSet, Hashable, Sendable {
 /// ``retrying(_:_:)``, the single place that retries it, and every failure becomes a
 /// ``HostError``.
 enum HostCall {
+    /// `path` made absolute against the working directory (getcwd(3)); unchanged if it
+    /// already is, or if the working directory cannot be read.
+    static func absolutePath(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return directory.hasSuffix("/") ? directory + path : directory + "/" + path
+    }
+
     /// Runs `body` again while it fails with `EINTR`; any other `Errno` becomes a
     /// ``HostError`` for `operation`.
     ///

@@ -89,6 +89,12 @@ package final class GuestMemory: GuestMemoryReader, @unchecked Sendable {
         }
     }
 
+    /// The host mapping of the region in `slot` (boot or hot-plugged).
+    /// - Complexity: O(n) in the number of regions.
+    package func mapping(slot: UInt32) -> Mapped? {
+        regions.first { $0.region.slot == slot } ?? hotplugged.withLock { list in list.first { $0.region.slot == slot } }
+    }
+
     /// The slots of the hot-plugged regions, ascending.
     package var hotpluggedSlots: [UInt32] {
         hotplugged.withLock { $0.map(\.region.slot).sorted() }

@@ -38,6 +38,8 @@ final class Machine {
     let deviceSet: DeviceSet
     /// The snapshot this machine was restored from, if any.
     private let restored: CheckedSnapshot?
+    /// Its directory.
+    let restoredFrom: String?
     /// Holds every vCPU out of `KVM_RUN` on request.
     let pauseGate: PauseGate
     /// The machine as the control API sees it.
@@ -75,7 +77,11 @@ final class Machine {
         } catch {
             throw .machine(error)
         }
-        if restoring == nil {
+        if let restoring {
+            do { try SnapshotOverlay.apply(restoring.overlays, to: memory) } catch {
+                throw .snapshot(error)
+            }
+        } else {
             try Self.load(plan: plan, into: memory, host: host)
         }
         // After the image, as before: a run that fails on its image prints no map.
@@ -113,6 +119,7 @@ final class Machine {
         self.memory = memory
         self.vcpus = vcpus
         self.restored = restoring?.snapshot
+        self.restoredFrom = restoring?.path
         // A restored machine starts paused; the runner lets it go unless --paused.
         pauseGate = PauseGate(vcpus: vcpus.count, startPaused: restoring != nil)
         let logger = host.logger

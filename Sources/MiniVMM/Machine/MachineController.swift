@@ -13,6 +13,14 @@ final class MachineController: VMControl {
         /// The control API's id of each device and RAM region: its owner's name for boot
         /// ones, the name given in `PUT /devices/{id}` or `PUT /memory/{id}` for plugged ones.
         var ids: [Owner: String] = [:]
+        /// The last snapshot of this VM (or the one it was restored from): a diff's parent.
+        var lastSnapshot: String?
+        /// The RAM regions at that snapshot; a diff needs the same ones.
+        var snapshotRAM: [RAMRegion] = []
+        /// Pages read from KVM's dirty log since the last snapshot that was written
+        /// completely, by slot (bitmap words): the kernel clears its log when it is read, so
+        /// these stay here until a diff holding them is durable.
+        var pendingDirty: [UInt32: [UInt64]] = [:]
     }
 
     private let plan: MachinePlan
@@ -44,6 +52,19 @@ final class MachineController: VMControl {
             if let restored {
                 state.ids.merge(restored.ids) { _, saved in saved }
                 state.runState = .paused
+            }
+        }
+        // A restored VM's next diff builds on the snapshot it came from.
+        if restored != nil, let path = source.restoredFrom {
+            let regions = devices.resources.liveRAM
+            do {
+                try source.logDirtyPages(of: regions)
+                state.withLock { state in
+                    state.lastSnapshot = Self.absolute(path)
+                    state.snapshotRAM = regions
+                }
+            } catch {
+                logger.warning("no dirty-page log for the restored VM, so diffs need a full snapshot first: \(error)")
             }
         }
         devices.controller.setEjectHandler { [weak self, ejects] entry in
@@ -193,23 +214,65 @@ final class MachineController: VMControl {
         }
     }
 
-    func createSnapshot(path: String) throws(ControlError) {
+    func createSnapshot(path: String, kind: SnapshotKind) throws(ControlError) {
         try state.withLock { state throws(ControlError) in
             guard state.runState == .paused else {
                 throw .conflict(#"The VM must be paused for a snapshot; send PATCH /vm {"state": "paused"} first."#)
             }
             guard let source else { throw .internalFailure("The machine is gone.") }
+            let regions = deviceSet.resources.liveRAM
+            if kind == .diff {
+                guard state.lastSnapshot != nil else {
+                    throw .conflict("This VM has no snapshot yet for a diff to build on; take a full one first.")
+                }
+                guard regions == state.snapshotRAM else {
+                    throw .conflict("RAM was plugged in or removed since the last snapshot; take a full one.")
+                }
+            }
             let capture: SnapshotSource.Capture
             do { capture = try source.capture() } catch {
                 throw .internalFailure(Self.sentence("cannot read the machine's state: \(error)"))
             }
-            let snapshot = snapshotState(state, capture: capture)
-            let regions = deviceSet.resources.liveRAM
+            var snapshot = snapshotState(state, capture: capture)
             guard let buffers = source.memory(of: regions) else {
                 throw .internalFailure("A RAM region has no host memory.")
             }
-            let files = zip(regions, buffers).map { region, bytes in
+            var files = zip(regions, buffers).map { region, bytes in
                 MemoryFile(name: SnapshotFileNames.memory(slot: region.slot), bytes: bytes)
+            }
+            // A diff holds the pages written since the last durable snapshot, packed.
+            var packed: [UnsafeMutableRawBufferPointer] = []
+            defer { for buffer in packed { buffer.deallocate() } }
+            if kind == .diff {
+                do {
+                    for region in regions {
+                        let bitmap = try source.dirtyPages(of: region)
+                        let pending = state.pendingDirty[region.slot] ?? []
+                        state.pendingDirty[region.slot] = pending.count == bitmap.words.count
+                            ? zip(bitmap.words, pending).map { $0 | $1 } : bitmap.words
+                    }
+                } catch {
+                    throw .internalFailure(Self.sentence("cannot read the dirty-page log: \(error)"))
+                }
+                for (index, (region, buffer)) in zip(regions, buffers).enumerated() {
+                    let pages = Self.pages(in: state.pendingDirty[region.slot] ?? [])
+                    let runs = PageRun.runs(of: pages)
+                    snapshot.machine.memory[index].pages = runs
+                    let bytes = UnsafeMutableRawBufferPointer.allocate(
+                        byteCount: pages.count * Int(PageRun.pageSize), alignment: Int(PageRun.pageSize))
+                    var offset = 0
+                    for run in runs {
+                        let start = Int(run.first * PageRun.pageSize)
+                        let length = Int(run.count * PageRun.pageSize)
+                        UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<offset + length])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<start + length]))
+                        offset += length
+                    }
+                    packed.append(bytes)
+                    files[index].bytes = UnsafeRawBufferPointer(bytes)
+                }
+                snapshot.header.type = .diff
+                snapshot.header.parent = state.lastSnapshot
             }
             do throws(SnapshotError) {
                 try SnapshotDirectory.write(state: snapshot, memory: files, to: path)
@@ -219,7 +282,38 @@ final class MachineController: VMControl {
                 default: throw .internalFailure(Self.sentence(error.description))
                 }
             }
+            // Durable: the pages it holds are no longer pending. After a full snapshot the
+            // log starts now (turning it on clears it).
+            if kind == .full {
+                do { try source.logDirtyPages(of: regions) } catch {
+                    logger.warning("no dirty-page log after the snapshot, so the next diff cannot be taken: \(error)")
+                    state.lastSnapshot = nil
+                    return
+                }
+            }
+            state.pendingDirty = [:]
+            state.lastSnapshot = Self.absolute(path)
+            state.snapshotRAM = regions
         }
+    }
+
+    /// The numbers of the set bits of `words`, ascending.
+    private static func pages(in words: [UInt64]) -> [UInt64] {
+        var pages: [UInt64] = []
+        for (index, word) in words.enumerated() where word != 0 {
+            var bits = word
+            while bits != 0 {
+                pages.append(UInt64(index * 64 + bits.trailingZeroBitCount))
+                bits &= bits - 1
+            }
+        }
+        return pages
+    }
+
+    /// `path` made absolute (a diff names its parent so, whatever the working directory
+    /// of the process that restores it).
+    private static func absolute(_ path: String) -> String {
+        HostCall.absolutePath(path)
     }
 
     /// The state file of the machine as it is; call with the lock held and the vCPUs parked.

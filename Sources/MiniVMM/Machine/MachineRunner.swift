@@ -72,11 +72,11 @@ package enum MachineRunner {
     private static func restoreMachine(
         _ restore: MachineConfiguration.RestoreRequest, configuration: MachineConfiguration, host: Machine.Host
     ) throws(MinivmmFailure) -> Machine {
-        let loaded: LoadedSnapshot
+        let chain: SnapshotChain
         let checked: CheckedSnapshot
         do {
-            loaded = try SnapshotDirectory.read(from: restore.path, verifyMemory: restore.verifyMemory)
-            checked = try CheckedSnapshot(loaded.state)
+            chain = try SnapshotChain(newest: restore.path, verifyMemory: restore.verifyMemory)
+            checked = try CheckedSnapshot(chain.newest.state)
         } catch {
             throw .snapshot(error)
         }
@@ -94,10 +94,9 @@ package enum MachineRunner {
                 throw .snapshot(.invalid(file: SnapshotFileNames.state, fieldPath: "vcpus[\(index)].registers", reason: "\(error)"))
             }
         }
-        let files = Dictionary(uniqueKeysWithValues: loaded.memory.map { ($0.record.slot, $0.path) })
         return try Machine(
             plan: MachinePlan(restoring: checked, configuration: configuration), kvm: kvm, host: host,
-            restoring: RestoreInput(snapshot: checked, files: files))
+            restoring: RestoreInput(snapshot: checked, files: chain.baseFiles, overlays: chain.overlays, path: chain.path))
     }
 
     /// Starts the control API if `--api-socket` asked for it.

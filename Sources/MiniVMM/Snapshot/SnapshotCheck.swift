@@ -51,6 +51,23 @@ package struct CheckedSnapshot: Sendable {
             }
             ids[.ram(Int(record.slot))] = record.id
         }
+        // Pages: only in a diff, ascending, apart, inside their region.
+        for (index, record) in machine.memory.enumerated() {
+            guard (record.pages != nil) == (state.header.type == .diff) else {
+                throw refuse("machine.memory[\(index)].pages", "a diff lists the pages of each region, a full snapshot none")
+            }
+            var next: UInt64 = 0
+            let regionPages = record.range.count / PageRun.pageSize
+            for run in record.pages ?? [] {
+                guard run.count > 0, run.first >= next, run.first <= regionPages, run.count <= regionPages - run.first else {
+                    throw refuse("machine.memory[\(index)].pages", "the runs must be ascending, apart and inside the region")
+                }
+                next = run.first + run.count
+            }
+        }
+        guard (state.header.parent != nil) == (state.header.type == .diff) else {
+            throw refuse("header.parent", "a diff names its parent, a full snapshot none")
+        }
         guard (1...MachineConfiguration.maximumCPUs).contains(machine.cpus.count),
               machine.cpus == Array(0..<UInt32(machine.cpus.count))
         else {

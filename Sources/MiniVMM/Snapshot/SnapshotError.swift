@@ -34,6 +34,7 @@ package enum SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
 
     /// The one-line message. Names and paths come from the files too, so they are flattened
     /// like the reasons.
+    /// - Complexity: O(n) in the length of the names, paths and reasons.
     package var description: String {
         switch self {
         case .exists(let path):

@@ -8,13 +8,23 @@ import KVM
 package struct RestoreInput: Sendable {
     /// The checked state file.
     package var snapshot: CheckedSnapshot
-    /// The memory file of each slot (boot and hot-plugged RAM).
+    /// The memory file of each slot (boot and hot-plugged RAM): the full snapshot's at the
+    /// root of the chain.
     package var files: [UInt32: String]
+    /// The diffs to lay over those, oldest first: each slot's diff file and its pages.
+    package var overlays: [[UInt32: (path: String, pages: [PageRun])]]
+    /// The snapshot restored (the newest of the chain), the parent of the next diff.
+    package var path: String
 
     /// An input.
-    package init(snapshot: CheckedSnapshot, files: [UInt32: String]) {
+    package init(
+        snapshot: CheckedSnapshot, files: [UInt32: String], overlays: [[UInt32: (path: String, pages: [PageRun])]] = [],
+        path: String
+    ) {
         self.snapshot = snapshot
         self.files = files
+        self.overlays = overlays
+        self.path = path
     }
 }
 
@@ -69,6 +79,13 @@ package protocol SnapshotSource: AnyObject {
     func memory(of regions: [RAMRegion]) -> [UnsafeRawBufferPointer]?
     /// Ejects a restored machine must still complete.
     var pendingEjects: [BootInformation.EntryID] { get }
+    /// Turns KVM's dirty-page log on for `regions` and clears it: from now on, what the
+    /// guest writes is what the next diff holds.
+    func logDirtyPages(of regions: [RAMRegion]) throws(MachineError)
+    /// The pages of `region` written since the log was last read (reading clears it).
+    func dirtyPages(of region: RAMRegion) throws(MachineError) -> DirtyBitmap
+    /// The snapshot this machine was restored from, if any (the parent of its first diff).
+    var restoredFrom: String? { get }
 }
 
 extension Machine: SnapshotSource {
@@ -87,6 +104,25 @@ extension Machine: SnapshotSource {
         }
         let vmState = try kvmStep(.createVM) { () throws(KVMError) in try vm.saveState() }
         return (records, VMRecord(vmState), serial.snapshot())
+    }
+
+    func logDirtyPages(of regions: [RAMRegion]) throws(MachineError) {
+        for region in regions {
+            guard let mapped = memory.mapping(slot: region.slot) else {
+                throw MachineError(.hotplugRAM(region.owner), .inconsistent("no host memory for slot \(region.slot)"))
+            }
+            try kvmStep(.hotplugRAM(region.owner)) { () throws(KVMError) in
+                try vm.setUserMemoryRegion(
+                    slot: region.slot, guestAddress: region.base, mapping: mapped.mapping, flags: .logDirtyPages)
+                _ = try vm.dirtyLog(slot: region.slot, pageCount: Int(region.size / PageRun.pageSize))
+            }
+        }
+    }
+
+    func dirtyPages(of region: RAMRegion) throws(MachineError) -> DirtyBitmap {
+        try kvmStep(.hotplugRAM(region.owner)) { () throws(KVMError) in
+            try vm.dirtyLog(slot: region.slot, pageCount: Int(region.size / PageRun.pageSize))
+        }
     }
 
     func memory(of regions: [RAMRegion]) -> [UnsafeRawBufferPointer]? {

@@ -34,6 +34,8 @@ package struct SnapshotManifest: Codable, Hashable, Sendable {
             self.init(name: name, size: UInt64(contents.count), digest: SHA256.hash(data: contents))
         }
 
+        /// Decodes an entry, refusing a name no snapshot file can have and a malformed digest.
+        /// - Complexity: O(n) in the name's length.
         package init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             name = try container.decode(String.self, forKey: .name)
@@ -77,6 +79,8 @@ package struct SnapshotManifest: Codable, Hashable, Sendable {
 
     enum CodingKeys: String, CodingKey { case files }
 
+    /// Decodes a manifest, refusing one that lists a file twice.
+    /// - Complexity: O(n) in the number of entries (and their names' lengths).
     package init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         files = try container.decode([Entry].self, forKey: .files)

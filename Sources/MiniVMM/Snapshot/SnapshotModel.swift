@@ -21,6 +21,10 @@ package struct SnapshotHeader: Codable, Hashable, Sendable {
     /// When it was written (UTC, ISO 8601): the one field that differs between two
     /// snapshots of the same state.
     package var createdAt: String
+    /// A full snapshot holds all RAM; a diff only the pages written since its parent.
+    package var type: SnapshotKind = .full
+    /// A diff's parent: the snapshot directory it was taken after (absolute path).
+    package var parent: String?
 
     /// `"minivmm-snapshot"`.
     package static let formatName = "minivmm-snapshot"
@@ -32,7 +36,16 @@ package struct SnapshotHeader: Codable, Hashable, Sendable {
         case formatVersion = "format_version"
         case minivmmVersion = "minivmm_version"
         case createdAt = "created_at"
+        case type, parent
     }
+}
+
+/// Full or diff.
+package enum SnapshotKind: String, Codable, Hashable, Sendable {
+    /// Every RAM byte.
+    case full
+    /// The RAM pages written since the parent snapshot.
+    case diff
 }
 
 /// Just the header of a state file: decoding it skips everything else, so a reader can
@@ -116,6 +129,46 @@ package struct MemoryRecord: Codable, Hashable, Sendable {
     package var hotplugged: Bool
     /// The memory file's name in the snapshot directory.
     package var file: String
+    /// In a diff: the pages (4 KiB, numbered from the region's base) the file holds, packed
+    /// in this order; nil in a full snapshot, whose file holds the whole region.
+    package var pages: [PageRun]? = nil
+
+    /// The memory file's size: the whole region, or a diff's pages.
+    package var fileSize: UInt64 {
+        guard let pages else { return range.count }
+        return pages.reduce(0) { $0 + $1.count } * PageRun.pageSize
+    }
+}
+
+/// A run of 4 KiB pages.
+package struct PageRun: Codable, Hashable, Sendable {
+    /// The page size.
+    package static let pageSize: UInt64 = 4096
+    /// The first page's number.
+    package var first: UInt64
+    /// How many pages.
+    package var count: UInt64
+
+    /// A run.
+    package init(first: UInt64, count: UInt64) {
+        self.first = first
+        self.count = count
+    }
+
+    /// The runs of consecutive numbers in `pages` (ascending).
+    ///
+    /// - Complexity: O(n).
+    package static func runs(of pages: some Sequence<UInt64>) -> [PageRun] {
+        var runs: [PageRun] = []
+        for page in pages {
+            if let last = runs.last, last.first + last.count == page {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append(PageRun(first: page, count: 1))
+            }
+        }
+        return runs
+    }
 }
 
 /// One pluggable device.

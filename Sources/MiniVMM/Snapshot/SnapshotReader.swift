@@ -110,10 +110,10 @@ struct SnapshotReader {
             guard let entry = manifest.entry(named: record.file) else {
                 throw .manifestMismatch(file: record.file, what: "not listed")
             }
-            guard entry.size == record.range.count else {
+            guard entry.size == record.fileSize else {
                 throw .manifestMismatch(
                     file: record.file,
-                    what: "the manifest says \(entry.size) bytes, machine.memory[\(index)].range holds \(record.range.count)")
+                    what: "the manifest says \(entry.size) bytes, machine.memory[\(index)] holds \(record.fileSize)")
             }
             memory.append(LoadedSnapshot.Memory(record: record, path: path + "/" + record.file, size: entry.size))
         }

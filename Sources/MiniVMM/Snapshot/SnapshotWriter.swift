@@ -48,8 +48,8 @@ struct SnapshotWriter {
             guard let buffer = buffers[record.file] else {
                 throw .invalid(file: file, fieldPath: field, reason: "no memory buffer named \(SnapshotError.quoted(record.file))")
             }
-            guard UInt64(buffer.bytes.count) == record.range.count else {
-                throw .memorySize(file: record.file, expected: record.range.count, actual: UInt64(buffer.bytes.count))
+            guard UInt64(buffer.bytes.count) == record.fileSize else {
+                throw .memorySize(file: record.file, expected: record.fileSize, actual: UInt64(buffer.bytes.count))
             }
         }
         for buffer in memory where recordIndex[buffer.name] == nil {
