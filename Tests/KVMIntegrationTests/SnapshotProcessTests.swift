@@ -52,6 +52,64 @@ struct SnapshotProcessTests {
         #expect(printed == expected)
     }
 
+    @Test func fullPlusDiffEqualsAFullSnapshotOfTheSameMoment() throws {
+        let expected = try uninterrupted()
+        let scratch = try Scratch()
+        let socket = scratch.path("api.sock")
+        let child = try MinivmmChild([counter, "--api-socket", socket, "--timeout", "60"])
+        try scratch.waitForSocket(socket)
+        func request(_ method: String, _ path: String, _ body: String) throws -> Int {
+            try APIClient.request(socket, method, path, body: body).status
+        }
+        usleep(200_000)
+        #expect(try request("PATCH", "/vm", #"{"state": "paused"}"#) == 204)
+        // A diff needs a snapshot to build on.
+        #expect(try request("PUT", "/snapshot/create", #"{"path": "\#(scratch.path("early"))", "type": "diff"}"#) == 409)
+        let full = scratch.path("full")
+        #expect(try request("PUT", "/snapshot/create", #"{"path": "\#(full)"}"#) == 204)
+        #expect(try request("PATCH", "/vm", #"{"state": "running"}"#) == 204)
+        usleep(300_000)
+        #expect(try request("PATCH", "/vm", #"{"state": "paused"}"#) == 204)
+        let diff = scratch.path("diff")
+        let reference = scratch.path("reference")
+        #expect(try request("PUT", "/snapshot/create", #"{"path": "\#(diff)", "type": "diff"}"#) == 204)
+        #expect(try request("PUT", "/snapshot/create", #"{"path": "\#(reference)"}"#) == 204)
+        child.send(SIGKILL)
+        child.wait()
+        let before = try Data(contentsOf: child.stdoutURL)
+
+        // The diff holds only the pages written since the full snapshot, and names it.
+        let diffState = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: diff + "/snapshot.json"))) as? [String: Any]
+        let header = try #require(diffState?["header"] as? [String: Any])
+        #expect(header["type"] as? String == "diff" && header["parent"] as? String == full)
+        let diffMemory = try Data(contentsOf: URL(fileURLWithPath: diff + "/memory-0.bin"))
+        let fullMemory = try Data(contentsOf: URL(fileURLWithPath: full + "/memory-0.bin"))
+        #expect(diffMemory.count > 0 && diffMemory.count < fullMemory.count / 100)
+
+        // Full + diff = the full snapshot taken at the same moment, byte for byte.
+        let machine = try #require(diffState?["machine"] as? [String: Any])
+        let record = try #require((machine["memory"] as? [[String: Any]])?.first)
+        var layered = fullMemory
+        var offset = 0
+        for run in try #require(record["pages"] as? [[String: Any]]) {
+            let first = try #require(run["first"] as? Int) * 4096
+            let count = try #require(run["count"] as? Int) * 4096
+            layered.replaceSubrange(first..<first + count, with: diffMemory[offset..<offset + count])
+            offset += count
+        }
+        #expect(offset == diffMemory.count)
+        #expect(layered == (try Data(contentsOf: URL(fileURLWithPath: reference + "/memory-0.bin"))))
+
+        // And restoring the chain continues the guest byte for byte.
+        let rest = try MinivmmProcess.run(["--restore", diff, "--timeout", "60"])
+        #expect(rest.status == 0, "\(rest.stderr)")
+        #expect(before + rest.stdout == expected)
+        // A chain with its full snapshot gone is refused.
+        try FileManager.default.removeItem(atPath: full)
+        let broken = try MinivmmProcess.run(["--restore", diff, "--timeout", "20"])
+        #expect(broken.status == 65)
+    }
+
     @Test func aSnapshotNeedsAPausedVMAndANewPath() throws {
         let scratch = try Scratch()
         let socket = scratch.path("api.sock")
@@ -69,8 +127,9 @@ struct SnapshotProcessTests {
         #expect(try APIClient.request(socket, "PUT", "/snapshot/create", body: #"{"path": "\#(snapshot)"}"#).status == 204)
         let again = try APIClient.request(socket, "PUT", "/snapshot/create", body: #"{"path": "\#(snapshot)"}"#)
         #expect(again.status == 409, "the directory exists")
-        let diff = try APIClient.request(socket, "PUT", "/snapshot/create", body: #"{"path": "\#(snapshot)2", "type": "diff"}"#)
-        #expect(diff.status == 400)
+        let bogus = try APIClient.request(socket, "PUT", "/snapshot/create", body: #"{"path": "\#(snapshot)2", "type": "partial"}"#)
+        #expect(bogus.status == 400)
+        #expect(!FileManager.default.fileExists(atPath: snapshot + "2"))
         // The VM stays paused after a snapshot.
         let vm = try APIClient.request(socket, "GET", "/vm")
         #expect(String(decoding: vm.body, as: UTF8.self).contains(#""state":"paused""#))

@@ -176,6 +176,7 @@ struct OpenAPISpecTests {
             Case(request: snapshot(#"{"path": "/tmp/s1", "type": "full"}"#), before: [patch(#"{"state": "paused"}"#)]),
             Case(request: snapshot(#"{"path": "/tmp/s1"}"#)),
             Case(request: snapshot(#"{"path": "/tmp/s1", "type": "diff"}"#)),
+            Case(request: snapshot(#"{"path": "/tmp/s1", "type": "partial"}"#)),
             Case(request: snapshot(#"{"path": ""}"#)),
             Case(request: snapshot(#"{"path": "/tmp/s1", "when": 1}"#)),
             Case(request: snapshot(tooLarge)),
