@@ -183,6 +183,49 @@ struct SnapshotProcessTests {
         // A missing memory file and a missing manifest.
         #expect(try refused { try FileManager.default.removeItem(atPath: $0 + "/memory-0.bin") }.contains("memory-0.bin"))
         #expect(try refused { try FileManager.default.removeItem(atPath: $0 + "/manifest.json") }.contains("manifest.json"))
+        // The state file edited and its digest fixed, so the checks behind the manifest run.
+        func edited(_ edit: @escaping (inout [String: Any]) throws -> Void) throws -> String {
+            try refused { directory in
+                let url = URL(fileURLWithPath: directory + "/snapshot.json")
+                var object = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+                try edit(&object)
+                let bytes = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                try bytes.write(to: url)
+                try Scratch.fixManifest(directory, file: "snapshot.json", bytes: bytes)
+            }
+        }
+        let version = try edited { state in
+            var header = try #require(state["header"] as? [String: Any])
+            header["format_version"] = 7
+            state["header"] = header
+        }
+        #expect(version.contains("snapshot format version 7; this minivmm reads 1"))
+        let wrongType = try edited { state in
+            var machine = try #require(state["machine"] as? [String: Any])
+            machine["cpus"] = "four"
+            state["machine"] = machine
+        }
+        #expect(wrongType.contains("snapshot.json") && wrongType.contains("machine.cpus"))
+        // A device record that disagrees with the allocators: timer0 moved to a free GSI.
+        let disagree = try edited { state in
+            var machine = try #require(state["machine"] as? [String: Any])
+            var devices = try #require(machine["devices"] as? [[String: Any]])
+            devices[0]["gsi"] = 20
+            machine["devices"] = devices
+            state["machine"] = machine
+        }
+        #expect(disagree.contains("allocators.gsis") && disagree.contains("does not match the device and RAM records"))
+        // An allocator state that no allocator can be in: overlapping MMIO allocations.
+        let overlapping = try edited { state in
+            var allocators = try #require(state["allocators"] as? [String: Any])
+            var mmio = try #require(allocators["mmio"] as? [String: Any])
+            var allocations = try #require(mmio["allocations"] as? [Any])
+            allocations.append(try #require(allocations.first))
+            mmio["allocations"] = allocations
+            allocators["mmio"] = mmio
+            state["allocators"] = allocators
+        }
+        #expect(overlapping.contains("allocators.mmio"))
         // Giving both an image and --restore is a usage error.
         let both = try MinivmmProcess.run([counter, "--restore", good])
         #expect(both.status == 64)
@@ -203,6 +246,27 @@ private final class Scratch {
     }
 
     func path(_ name: String) -> String { root + "/" + name }
+
+    /// Rewrites `file`'s size and SHA-256 in `directory`'s manifest (sha256sum computes it).
+    static func fixManifest(_ directory: String, file: String, bytes: Data) throws {
+        let hasher = Process()
+        hasher.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        hasher.arguments = ["sha256sum", directory + "/" + file]
+        let output = Pipe()
+        hasher.standardOutput = output
+        try hasher.run()
+        let digest = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
+        hasher.waitUntilExit()
+        let url = URL(fileURLWithPath: directory + "/manifest.json")
+        var manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        var files = try #require(manifest["files"] as? [[String: Any]])
+        for index in files.indices where files[index]["name"] as? String == file {
+            files[index]["sha256"] = String(digest)
+            files[index]["size"] = bytes.count
+        }
+        manifest["files"] = files
+        try JSONSerialization.data(withJSONObject: manifest, options: [.sortedKeys]).write(to: url)
+    }
 
     /// Waits up to 10 s for minivmm's socket to appear.
     func waitForSocket(_ socket: String) throws {
