@@ -8,8 +8,8 @@ package struct LoadedSnapshot: Hashable, Sendable {
         /// The memory file's path: the snapshot directory's path joined with
         /// ``MemoryRecord/file``.
         package var path: String
-        /// Its size in bytes: the manifest's, the file's and the record's range's, which are
-        /// equal.
+        /// Its size in bytes: the manifest's, the file's and the record's (its range's, or in
+        /// a diff its pages'), which are equal.
         package var size: UInt64
     }
 

@@ -21,7 +21,8 @@ package enum SnapshotDirectory {
     /// `path`.
     ///
     /// `memory` must hold exactly one buffer for each of `state.machine.memory`'s records,
-    /// named by the record's `file` and as large as its range; that is checked before
+    /// named by the record's `file` and of its ``MemoryRecord/fileSize`` (the region, or in
+    /// a diff the pages it lists, packed); that is checked before
     /// anything is created. The buffers are written in place, in chunks, and hashed as they
     /// are written: never copied.
     ///
@@ -59,8 +60,9 @@ package enum SnapshotDirectory {
     /// 2. `snapshot.json`'s size, then its SHA-256, match the manifest;
     /// 3. the header alone: `format`, then `format_version`, then the whole header;
     /// 4. the whole state file against the model (the allocators decode only when valid);
-    /// 5. every memory record names a distinct file that the manifest lists with the size
-    ///    of the record's range, and the manifest lists nothing else;
+    /// 5. every memory record names a distinct file that the manifest lists with the
+    ///    record's size (its range's, or in a diff its pages'), and the manifest lists
+    ///    nothing else;
     /// 6. every memory file exists and has that size;
     /// 7. with `verifyMemory`, every memory file's SHA-256 matches the manifest (reads
     ///    every byte: seconds per GiB; without it, restore time does not grow with RAM).

@@ -29,7 +29,7 @@ package enum SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
     /// the offending value (`machine.devices[0].window`; empty for the whole file).
     case invalid(file: String, fieldPath: String, reason: String)
     /// A memory file (or, when writing, a memory buffer) does not hold exactly the bytes
-    /// of its RAM region.
+    /// its record needs: its RAM region's, or in a diff its pages'.
     case memorySize(file: String, expected: UInt64, actual: UInt64)
 
     /// The one-line message. Names and paths come from the files too, so they are flattened
@@ -58,7 +58,7 @@ package enum SnapshotError: Error, Hashable, Sendable, CustomStringConvertible {
                 ? "\(Self.oneLine(file)): \(Self.oneLine(reason))"
                 : "\(Self.oneLine(file)): \(Self.oneLine(fieldPath)): \(Self.oneLine(reason))"
         case .memorySize(let file, let expected, let actual):
-            "\(Self.oneLine(file)): holds \(actual) bytes, not the \(expected) of its RAM region"
+            "\(Self.oneLine(file)): holds \(actual) bytes instead of \(expected)"
         }
     }
 

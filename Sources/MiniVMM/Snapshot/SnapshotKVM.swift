@@ -33,7 +33,7 @@ extension VcpuRecord {
     init(id: UInt32, tscKhz: UInt32, state: VcpuState) {
         self.init(
             id: id, tscKhz: tscKhz, mpState: state.mpState,
-            registers: Dictionary(uniqueKeysWithValues: VcpuState.Blob.allCases.map { ($0.rawValue, Base64Bytes(state[$0])) }),
+            registers: Dictionary(uniqueKeysWithValues: VcpuState.Blob.allCases.map { (snakeCase($0.rawValue), Base64Bytes(state[$0])) }),
             msrs: state.msrs.map { MSRRecord(index: $0.index, value: $0.value) })
     }
 
@@ -48,19 +48,19 @@ extension VcpuRecord {
     }
 
     private func bytes(_ blob: VcpuState.Blob) -> [UInt8] {
-        registers[blob.rawValue]?.bytes ?? []
+        registers[snakeCase(blob.rawValue)]?.bytes ?? []
     }
 }
 
 extension VMRecord {
     /// The record of `state`.
     init(_ state: VMState) {
-        self.init(blocks: Dictionary(uniqueKeysWithValues: VMState.Blob.allCases.map { ($0.rawValue, Base64Bytes(state[$0])) }))
+        self.init(blocks: Dictionary(uniqueKeysWithValues: VMState.Blob.allCases.map { (snakeCase($0.rawValue), Base64Bytes(state[$0])) }))
     }
 
     /// The KVM state this record holds.
     var vmState: VMState {
-        func bytes(_ blob: VMState.Blob) -> [UInt8] { blocks[blob.rawValue]?.bytes ?? [] }
+        func bytes(_ blob: VMState.Blob) -> [UInt8] { blocks[snakeCase(blob.rawValue)]?.bytes ?? [] }
         return VMState(
             picMasterBytes: bytes(.picMaster), picSlaveBytes: bytes(.picSlave), ioapicBytes: bytes(.ioapic),
             pitBytes: bytes(.pit), clockBytes: bytes(.clock))
@@ -135,4 +135,17 @@ extension Machine: SnapshotSource {
         }
         return buffers
     }
+}
+
+/// `specialRegisters` as the state file spells it: `special_registers`.
+private func snakeCase(_ name: String) -> String {
+    var result = ""
+    for character in name {
+        if character.isUppercase {
+            result += "_" + character.lowercased()
+        } else {
+            result.append(character)
+        }
+    }
+    return result
 }

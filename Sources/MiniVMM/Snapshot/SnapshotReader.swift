@@ -107,13 +107,15 @@ struct SnapshotReader {
             if let other = recordIndex.updateValue(index, forKey: record.file) {
                 throw .invalid(file: stateFile, fieldPath: field, reason: "also the file of machine.memory[\(other)]")
             }
+            guard let size = Self.fileSize(of: record) else {
+                throw .invalid(file: stateFile, fieldPath: "machine.memory[\(index)].pages", reason: "more pages than 64-bit sizes hold")
+            }
             guard let entry = manifest.entry(named: record.file) else {
                 throw .manifestMismatch(file: record.file, what: "not listed")
             }
-            guard entry.size == record.fileSize else {
+            guard entry.size == size else {
                 throw .manifestMismatch(
-                    file: record.file,
-                    what: "the manifest says \(entry.size) bytes, machine.memory[\(index)] holds \(record.fileSize)")
+                    file: record.file, what: "the manifest says \(entry.size) bytes, machine.memory[\(index)] holds \(size)")
             }
             memory.append(LoadedSnapshot.Memory(record: record, path: path + "/" + record.file, size: entry.size))
         }
@@ -121,6 +123,22 @@ struct SnapshotReader {
             throw .manifestMismatch(file: entry.name, what: "listed, but no record in machine.memory names it")
         }
         return memory
+    }
+
+    /// ``MemoryRecord/fileSize`` (the whole region, or a diff's pages), or `nil` if it does
+    /// not fit 64 bits: the record comes from the file, so summing its pages must not trap
+    /// (the pages themselves are checked later, by ``SnapshotCheck``).
+    /// - Complexity: O(p) in the number of page runs.
+    static func fileSize(of record: MemoryRecord) -> UInt64? {
+        guard let pages = record.pages else { return record.range.count }
+        var count: UInt64 = 0
+        for run in pages {
+            let (sum, overflow) = count.addingReportingOverflow(run.count)
+            if overflow { return nil }
+            count = sum
+        }
+        let (size, overflow) = count.multipliedReportingOverflow(by: PageRun.pageSize)
+        return overflow ? nil : size
     }
 
     /// The memory file exists with its region's size and, if `verify`, the manifest's digest.

@@ -21,7 +21,8 @@ struct SnapshotWriter {
         partial = self.path + SnapshotFileNames.partialSuffix
     }
 
-    /// Checks that `memory` matches `state`'s memory records one to one (names and sizes),
+    /// Checks that `memory` matches `state`'s memory records one to one (names, and sizes:
+    /// ``MemoryRecord/fileSize``, the region or a diff's pages),
     /// and encodes `state`: everything that can fail without touching the disk.
     /// - Complexity: O(r log r) in the number of regions, plus O(s) in the state's encoded
     ///   size.
