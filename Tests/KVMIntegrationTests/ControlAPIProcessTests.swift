@@ -40,11 +40,12 @@ struct ControlAPIProcessTests {
         let put = try APIClient.request(path, "PUT", "/devices/t1", body: #"{"kind": "timer"}"#)
         #expect(put.status == 200)
         let device = try put.decode(DeviceInfo.self)
-        #expect(device.id == "t1" && device.kind == "timer" && device.instance == 1 && device.gsi == 7)
-        #expect(device.window == WindowInfo(start: 0xC000_2000, end: 0xC000_2FFF))
+        #expect(device.id == "t1" && device.kind == "timer" && device.instance == 1 && device.gsi == 8)
+        // The hot-plug controller holds 0xC0002000 and GSI 7, after the boot devices.
+        #expect(device.window == WindowInfo(start: 0xC000_3000, end: 0xC000_3FFF))
         let withTimer = try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self)
-        #expect(withTimer.mmio.allocations.contains { $0.start == 0xC000_2000 && $0.owner == "timer1" })
-        #expect(withTimer.gsis.allocations.contains { $0.id == 7 && $0.owner == "timer1" })
+        #expect(withTimer.mmio.allocations.contains { $0.start == 0xC000_3000 && $0.owner == "timer1" })
+        #expect(withTimer.gsis.allocations.contains { $0.id == 8 && $0.owner == "timer1" })
         #expect(try APIClient.request(path, "GET", "/devices/t1").decode(DeviceInfo.self) == device)
         #expect(try APIClient.request(path, "PUT", "/devices/t1", body: #"{"kind": "timer"}"#).status == 409)
         #expect(try APIClient.request(path, "DELETE", "/devices/com1").status == 409)
@@ -55,7 +56,7 @@ struct ControlAPIProcessTests {
         // Fill every device GSI, get the 409 that names what ran out, unplug all, plug again:
         // the same windows and GSIs come back, lowest first.
         var first: [DeviceInfo] = []
-        for index in 0..<17 {
+        for index in 0..<16 {
             let kind = index % 2 == 0 ? "timer" : "dma-console"
             let reply = try APIClient.request(path, "PUT", "/devices/d\(index)", body: "{\"kind\": \"\(kind)\"}")
             #expect(reply.status == 200)
@@ -63,15 +64,15 @@ struct ControlAPIProcessTests {
         }
         let full = try APIClient.request(path, "PUT", "/devices/extra", body: #"{"kind": "timer"}"#)
         #expect(full.status == 409)
-        #expect(full.faultMessage?.contains("no free GSI") == true, "\(full.faultMessage ?? "")")
-        for index in 0..<17 { #expect(try APIClient.request(path, "DELETE", "/devices/d\(index)").status == 204) }
+        #expect(full.faultMessage?.contains("No free GSI") == true, "\(full.faultMessage ?? "")")
+        for index in 0..<16 { #expect(try APIClient.request(path, "DELETE", "/devices/d\(index)").status == 204) }
         #expect(try APIClient.request(path, "GET", "/resources").decode(ResourcesInfo.self) == initial)
-        for index in 0..<17 {
+        for index in 0..<16 {
             let kind = index % 2 == 0 ? "timer" : "dma-console"
             let again = try APIClient.request(path, "PUT", "/devices/d\(index)", body: "{\"kind\": \"\(kind)\"}")
             #expect(try again.decode(DeviceInfo.self) == first[index])
         }
-        for index in 0..<17 { _ = try APIClient.request(path, "DELETE", "/devices/d\(index)") }
+        for index in 0..<16 { _ = try APIClient.request(path, "DELETE", "/devices/d\(index)") }
 
         // Plug/unplug cycles against the running guest end where they started.
         for cycle in 0..<100 {
@@ -100,7 +101,7 @@ struct ControlAPIProcessTests {
         #expect(vm.memoryBytes == 128 << 20)
         #expect(vm.memoryRegions.map(\.id) == ["ram0"])
         #expect(vm.memoryRegions.first?.size == 128 << 20)
-        #expect(Set(vm.devices.map(\.id)) == ["exit-port", "com1", "timer0", "dma-console0"])
+        #expect(Set(vm.devices.map(\.id)) == ["exit-port", "com1", "timer0", "dma-console0", "hotplug-controller"])
         #expect(try APIClient.request(path, "GET", "/devices").decode([DeviceInfo].self) == vm.devices)
         let timer = try APIClient.request(path, "GET", "/devices/timer0").decode(DeviceInfo.self)
         #expect(timer.kind == "timer" && timer.space == "mmio" && timer.gsi == 5)
