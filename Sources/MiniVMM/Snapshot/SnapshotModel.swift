@@ -18,8 +18,8 @@ package struct SnapshotHeader: Codable, Hashable, Sendable {
     package var formatVersion: Int
     /// The minivmm that wrote it.
     package var minivmmVersion: String
-    /// When it was written (UTC, ISO 8601): the one field that differs between two
-    /// snapshots of the same state.
+    /// When it was written (UTC, ISO 8601). Two snapshots of the same state differ here
+    /// and in the time-dependent fields docs/snapshots.md lists (kvmclock, PIT, TSC).
     package var createdAt: String
     /// A full snapshot holds all RAM; a diff only the pages written since its parent.
     package var type: SnapshotKind = .full
