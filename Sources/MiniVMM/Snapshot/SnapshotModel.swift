@@ -136,7 +136,15 @@ package struct MemoryRecord: Codable, Hashable, Sendable {
     /// The memory file's size: the whole region, or a diff's pages.
     package var fileSize: UInt64 {
         guard let pages else { return range.count }
-        return pages.reduce(0) { $0 + $1.count } * PageRun.pageSize
+        // Saturating: a crafted file's page counts must not trap; the size check refuses them.
+        var total: UInt64 = 0
+        for run in pages {
+            let (sum, overflow) = total.addingReportingOverflow(run.count)
+            guard !overflow else { return .max }
+            total = sum
+        }
+        let (bytes, overflow) = total.multipliedReportingOverflow(by: PageRun.pageSize)
+        return overflow ? .max : bytes
     }
 }
 
