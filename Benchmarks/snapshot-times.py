@@ -44,45 +44,20 @@ Needs free space in --dir for all --sizes together plus 1 GiB (checked before st
 """
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from minivmm_api import UnixHTTPConnection, request
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHUNK = 1 << 20
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a Unix-domain socket."""
-
-    def __init__(self, path):
-        super().__init__("localhost", timeout=600)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
-
-
-def request(connection, method, path, body=None):
-    """One request; returns (status, parsed JSON or None, seconds)."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data else {}
-    start = time.perf_counter()
-    connection.request(method, path, body=data, headers=headers)
-    response = connection.getresponse()
-    payload = response.read()
-    elapsed = time.perf_counter() - start
-    return response.status, (json.loads(payload) if payload else None), elapsed
 
 
 def parse_size(text):
@@ -133,7 +108,7 @@ class BootedVM:
             if os.path.exists(self.socket_path):
                 break
             time.sleep(0.01)
-        self.connection = UnixHTTPConnection(self.socket_path)
+        self.connection = UnixHTTPConnection(self.socket_path, timeout=600)
 
     def set_state(self, state):
         status, _, _ = request(self.connection, "PATCH", "/vm", {"state": state})
